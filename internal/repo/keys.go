@@ -32,7 +32,7 @@ type KeyFile struct {
 }
 
 type keyringJSON struct {
-	Repository ID           `json:"repository"`
+	Repository ID          `json:"repository"`
 	Epochs     []epochJSON `json:"epochs"`
 }
 

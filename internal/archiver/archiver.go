@@ -179,7 +179,7 @@ func (a *Archiver) counters() Counters {
 
 func (a *Archiver) startWorkers(ctx context.Context) (stop func()) {
 	a.fileJobs = make(chan fileJob, 64)
-	a.blobJobs = make(chan blobJob, 2*runtime.GOMAXPROCS(0))
+	a.blobJobs = make(chan blobJob, runtime.GOMAXPROCS(0))
 	var fileWG sync.WaitGroup
 	for i := 0; i < a.opts.Workers; i++ {
 		fileWG.Add(1)
@@ -320,7 +320,7 @@ func (w *fileWorker) chunkReader(ctx context.Context, f io.Reader, path string, 
 	cfg := a.repo.Config().Chunker
 	if w.ch == nil {
 		if w.buf == nil {
-			w.buf = make([]byte, 2*cfg.Max)
+			w.buf = make([]byte, cfg.Max)
 		}
 		ch, err := chunkers.NewChunkerBuffer(cfg.Algorithm, f, &chunkers.ChunkerOpts{MinSize: cfg.Min, NormalSize: cfg.Avg, MaxSize: cfg.Max, Key: a.repo.ChunkerKey()}, w.buf)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // FileType is the kind of a repository file. Each kind lives in its own
@@ -163,4 +164,18 @@ func LoadRange(ctx context.Context, be Backend, h Handle, offset, length int64, 
 		return nil, fmt.Errorf("read %v at %d+%d: %w", h, offset, length, err)
 	}
 	return buf, nil
+}
+
+// TempFiler is implemented by backends on a local file system. A writer
+// that produces a file incrementally (a pack) writes it to a TempFile
+// inside the repository and CommitTemp moves it into place with one
+// rename, avoiding a second copy. Decorators need not forward it: callers
+// fall back to Save.
+type TempFiler interface {
+	// TempFile creates an empty temporary file for a file of type t, on
+	// the same file system as its final place.
+	TempFile(t FileType) (*os.File, error)
+	// CommitTemp makes f durable and renames it to h. It closes f; on
+	// error the temporary file is removed.
+	CommitTemp(ctx context.Context, h Handle, f *os.File) error
 }

@@ -1,14 +1,17 @@
 package repo
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"io"
+	"os"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/crypto"
+	"github.com/zeebo/blake3"
 )
 
 // Blobs are spread at random over several open packs of their type, and a
@@ -16,20 +19,26 @@ import (
 // in storage reveal neither chunk boundaries nor file sizes (the answer to
 // chunk-size leakage attacks on deduplicating backups).
 const (
-	dataPackers = 4
-	treePackers = 2
+	dataPackers = 2
+	treePackers = 1
 	// indexEvery writes an index file after this many packs, so an
 	// interrupted backup's uploads can be reused by the next one.
 	indexEvery = 32
 )
 
 type openPack struct {
-	buf    []byte
+	file   *os.File
+	w      *bufio.Writer
+	hash   *blake3.Hasher
+	size   int
 	blobs  []PackedBlob
 	sealer *crypto.Sealer
 	salt   [crypto.SaltSize]byte
 	epoch  uint32
 	limit  int
+	// temp is true when file is a private temporary file to upload with
+	// Save; false when the backend commits it in place (TempFiler).
+	temp bool
 }
 
 type packerSet struct {
@@ -38,10 +47,14 @@ type packerSet struct {
 
 type finishedPack struct {
 	info  PackInfo
-	data  []byte
+	pack  *openPack
 	blobs []PackedBlob
 }
 
+// Packs are written to temporary files as they fill, so memory does not
+// grow with the pack size: in the repository itself when the backend can
+// commit them with a rename (local disk, NAS), else in the system's
+// temporary directory, from where they are uploaded.
 func (r *Repository) newOpenPack() (*openPack, error) {
 	k := r.keys.current()
 	salt, err := crypto.NewSalt()
@@ -52,10 +65,37 @@ func (r *Repository) newOpenPack() (*openPack, error) {
 	if err != nil {
 		return nil, err
 	}
+	p := &openPack{sealer: s, salt: salt, epoch: k.Epoch, hash: blake3.New()}
+	if tf, ok := r.be.(backend.TempFiler); ok {
+		p.file, err = tf.TempFile(backend.PackFile)
+	} else {
+		p.file, err = os.CreateTemp("", "einvault-pack-*")
+		p.temp = true
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create pack file: %w", err)
+	}
+	if p.w = r.bufPool.Get().(*bufio.Writer); p.w == nil {
+		p.w = bufio.NewWriterSize(nil, 1<<20)
+	}
+	p.w.Reset(io.MultiWriter(p.file, p.hash))
 	// Close packs at a size uniformly spread over ±25% of the target.
 	target := r.cfg.PackSize
-	limit := target*3/4 + rand.IntN(target/2+1)
-	return &openPack{buf: make([]byte, 0, limit+limit/8), sealer: s, salt: salt, epoch: k.Epoch, limit: limit}, nil
+	p.limit = target*3/4 + rand.IntN(target/2+1)
+	return p, nil
+}
+
+func (p *openPack) write(b []byte) error {
+	_, err := p.w.Write(b)
+	p.size += len(b)
+	return err
+}
+
+// discard removes an unfinished pack's file.
+func (p *openPack) discard() {
+	name := p.file.Name()
+	_ = p.file.Close()
+	_ = os.Remove(name)
 }
 
 // HasBlob reports whether a blob is stored or being stored.
@@ -80,23 +120,37 @@ func (r *Repository) startUploads() {
 	}
 }
 
-// compressible decides whether compressing data is worth trying: a 16 KiB
-// sample that does not shrink by 3% is taken as already compressed.
+// compress returns the zstd form of data when that saves at least 1/64
+// of its size. A 4 KiB sample that does not shrink by 3% marks data as
+// already compressed (PDF renderings, archives) without paying for a full
+// attempt. A compressed result lives in a pooled buffer: hand it back with
+// releaseBuf once sealed.
 func (r *Repository) compress(data []byte) ([]byte, bool) {
 	if len(data) < 64 {
 		return data, false
 	}
-	if len(data) > 64<<10 {
-		sample := r.zenc.EncodeAll(data[:16<<10], nil)
-		if len(sample) > (16<<10)*97/100 {
+	bp := r.compPool.Get().(*[]byte)
+	if len(data) > 8<<10 {
+		sample := r.zenc.EncodeAll(data[:4<<10], (*bp)[:0])
+		if len(sample) > (4<<10)*97/100 {
+			r.compPool.Put(bp)
 			return data, false
 		}
 	}
-	c := r.zenc.EncodeAll(data, make([]byte, 0, len(data)/2))
+	c := r.zenc.EncodeAll(data, (*bp)[:0])
 	if len(c) >= len(data)-len(data)/64 {
+		*bp = c[:0]
+		r.compPool.Put(bp)
 		return data, false
 	}
 	return c, true
+}
+
+func (r *Repository) releaseBuf(b []byte) {
+	if cap(b) <= 8<<20 {
+		b = b[:0]
+		r.compPool.Put(&b)
+	}
 }
 
 // SaveBlob stores a blob unless it is already stored. id must be
@@ -152,20 +206,26 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 		}
 		ps.open[slot] = p
 	}
-	off := len(p.buf)
-	var err error
-	p.buf, err = p.sealer.Seal(p.buf, payload, blobAD(t, flags, id))
+	off := p.size
+	sealed, err := p.sealer.Seal(r.sealBuf[:0], payload, blobAD(t, flags, id))
+	if err == nil {
+		r.sealBuf = sealed
+		err = p.write(sealed)
+	}
 	if err != nil {
 		r.mu.Unlock()
-		return false, 0, err
+		return false, 0, fmt.Errorf("write pack: %w", err)
 	}
-	stored := len(p.buf) - off
+	stored := len(sealed)
 	p.blobs = append(p.blobs, PackedBlob{Type: t, Flags: flags, ID: id, Offset: uint32(off), Length: uint32(stored), RawLength: uint32(len(data))})
+	if compressed {
+		r.releaseBuf(payload)
+	}
 	r.statsAdd.Blobs++
 	r.statsAdd.RawBytes += uint64(len(data))
 	r.statsAdd.StoredBytes += uint64(stored)
 	var full *finishedPack
-	if len(p.buf) >= p.limit {
+	if p.size >= p.limit {
 		ps.open[slot] = nil
 		full, err = r.finishPack(p)
 	}
@@ -191,10 +251,36 @@ func (r *Repository) finishPack(p *openPack) (*finishedPack, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.buf = append(p.buf, hdr...)
-	p.buf = append(p.buf, t.encode()...)
+	if err := p.write(hdr); err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	if err := p.write(t.encode()); err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	if err := p.w.Flush(); err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	p.w.Reset(nil)
+	r.bufPool.Put(p.w)
+	p.w = nil
 	r.statsAdd.Packs++
-	return &finishedPack{info: PackInfo{ID: Hash(p.buf), Epoch: p.epoch, Salt: p.salt}, data: p.buf, blobs: p.blobs}, nil
+	var id ID
+	p.hash.Sum(id[:0])
+	return &finishedPack{info: PackInfo{ID: id, Epoch: p.epoch, Salt: p.salt}, pack: p, blobs: p.blobs}, nil
+}
+
+// store moves a finished pack into the backend.
+func (r *Repository) store(ctx context.Context, fp *finishedPack) error {
+	h := backend.Handle{Type: backend.PackFile, Name: fp.info.ID.String()}
+	p := fp.pack
+	if !p.temp {
+		return r.be.(backend.TempFiler).CommitTemp(ctx, h, p.file)
+	}
+	defer p.discard()
+	if _, err := p.file.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return r.be.Save(ctx, h, p.file, int64(p.size))
 }
 
 func (r *Repository) uploader() {
@@ -204,10 +290,10 @@ func (r *Repository) uploader() {
 		failed := r.upErr != nil
 		r.mu.Unlock()
 		if failed {
+			fp.pack.discard()
 			continue
 		}
-		h := backend.Handle{Type: backend.PackFile, Name: fp.info.ID.String()}
-		err := r.be.Save(context.Background(), h, bytes.NewReader(fp.data), int64(len(fp.data)))
+		err := r.store(context.Background(), fp)
 		r.mu.Lock()
 		if err != nil {
 			if r.upErr == nil {

@@ -7,6 +7,7 @@
 package repo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -66,6 +68,9 @@ type Repository struct {
 	uploads  int
 	started  bool
 	statsAdd PackStats
+	sealBuf  []byte
+	bufPool  sync.Pool
+	compPool sync.Pool
 }
 
 // PackStats counts what this process added.
@@ -98,6 +103,8 @@ func newRepository(be backend.Backend, opts Options) (*Repository, error) {
 	if r.uploads <= 0 {
 		r.uploads = 2
 	}
+	r.compPool.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	r.bufPool.New = func() any { return bufio.NewWriterSize(nil, 1<<20) }
 	r.sealers.m = map[[crypto.SaltSize + 4]byte]*crypto.Sealer{}
 	return r, nil
 }
@@ -204,6 +211,8 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 			continue
 		}
 		r.keys, r.keyName, r.keyFile = kr, name, kf
+		// Hand the key derivation's memory back before real work starts.
+		debug.FreeOSMemory()
 		return r, nil
 	}
 	if len(names) == 0 {

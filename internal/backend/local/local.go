@@ -22,6 +22,8 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -527,4 +529,69 @@ func classify(op, path string, err error) error {
 		return backend.Transient(fmt.Errorf("%s: %s temporarily unavailable: %w", op, path, err))
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+var _ backend.TempFiler = (*Backend)(nil)
+
+// TempFile creates a temporary file in the directory of type t.
+func (b *Backend) TempFile(t backend.FileType) (*os.File, error) {
+	if err := checkType(t); err != nil {
+		return nil, err
+	}
+	dir, pattern := b.dirOf(t), TempPrefix+"stream-*"
+	if t == backend.PackFile {
+		// Live in a data/xx directory under a name whose two characters
+		// after the prefix name it, so a leftover is listed and removable.
+		var rb [1]byte
+		_, _ = rand.Read(rb[:])
+		sub := hex.EncodeToString(rb[:])
+		dir, pattern = filepath.Join(dir, sub), TempPrefix+sub+"-stream-*"
+	}
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, classify("create temporary file", dir, err)
+	}
+	return f, nil
+}
+
+// CommitTemp fsyncs f, renames it to h's place and fsyncs the directory.
+func (b *Backend) CommitTemp(ctx context.Context, h backend.Handle, f *os.File) (err error) {
+	tmp := f.Name()
+	op := "save " + h.String()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := check(h); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := syncFile(f); err != nil {
+		_ = f.Close()
+		return classify(op, tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return classify(op, tmp, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	final := b.path(h)
+	dir := filepath.Dir(final)
+	if err := os.Rename(tmp, final); errors.Is(err, fs.ErrNotExist) {
+		if merr := os.MkdirAll(dir, dirMode); merr != nil {
+			return classify(op, dir, merr)
+		}
+		err = os.Rename(tmp, final)
+		if err != nil {
+			return classify(op, final, err)
+		}
+	} else if err != nil {
+		return classify(op, final, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return classify(op+" (file written, directory not synced)", dir, err)
+	}
+	return nil
 }

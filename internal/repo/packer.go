@@ -3,11 +3,11 @@ package repo
 import (
 	"bufio"
 	"context"
-	"io"
-	"os"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/crypto"

@@ -51,6 +51,7 @@ type Options struct {
 	// Progress, if set, receives the progress of the current phase: files
 	// for "keys", "index" and "snapshots", packs for "packs", trees seen
 	// so far (total -1: unknown) for "trees", bytes for "read-data".
+	// Calls are serialised, never concurrent.
 	Progress func(done, total int64)
 	// Phase, if set, is called when a phase starts.
 	Phase func(name string)
@@ -105,6 +106,7 @@ type checker struct {
 	opts Options
 	rep  *Report
 
+	progMu     sync.Mutex // serialises Progress calls
 	mu         sync.Mutex
 	idx        *repo.Index
 	indexFiles repo.IDs
@@ -114,6 +116,7 @@ type checker struct {
 	packProb   map[repo.ID]*Problem
 	kindProb   map[string]*Problem // missing blobs, wrong types
 	infoCount  map[string]int
+	infoMore   map[string]*Problem
 	damaged    map[repo.ID][]*Problem
 
 	trees     atomic.Int64
@@ -148,6 +151,7 @@ func newChecker(be backend.Backend, opts Options) *checker {
 		packProb:  map[repo.ID]*Problem{},
 		kindProb:  map[string]*Problem{},
 		infoCount: map[string]int{},
+		infoMore:  map[string]*Problem{},
 		damaged:   map[repo.ID][]*Problem{},
 	}
 }
@@ -200,6 +204,9 @@ func (c *checker) finish(start time.Time) *Report {
 	st.BytesRead = c.bytesRead.Load()
 	st.BlobsOpened = c.opened.Load()
 	st.Duration = time.Since(start).Seconds()
+	for kind, p := range c.infoMore {
+		p.Message = fmt.Sprintf("%d more of the same kind not listed", c.infoCount[kind]-c.opts.MaxListed)
+	}
 	for _, p := range c.kindProb {
 		c.rep.Errors = append(c.rep.Errors, p)
 	}
@@ -213,6 +220,9 @@ func sortProblems(ps []*Problem) {
 		if ps[i].Kind != ps[j].Kind {
 			return ps[i].Kind < ps[j].Kind
 		}
+		if (ps[i].File == "") != (ps[j].File == "") {
+			return ps[j].File == "" // "more not listed" last
+		}
 		return ps[i].File < ps[j].File
 	})
 }
@@ -225,7 +235,9 @@ func (c *checker) phase(name string) {
 
 func (c *checker) progress(done, total int64) {
 	if c.opts.Progress != nil {
+		c.progMu.Lock()
 		c.opts.Progress(done, total)
+		c.progMu.Unlock()
 	}
 }
 
@@ -246,7 +258,8 @@ func (c *checker) addInfo(kind, file, msg string) {
 	if n := c.infoCount[kind]; n <= c.opts.MaxListed {
 		c.rep.Info = append(c.rep.Info, &Problem{Kind: kind, File: file, Message: msg})
 	} else if n == c.opts.MaxListed+1 {
-		c.rep.Info = append(c.rep.Info, &Problem{Kind: kind, Message: "more of the same not listed"})
+		c.infoMore[kind] = &Problem{Kind: kind}
+		c.rep.Info = append(c.rep.Info, c.infoMore[kind])
 	}
 }
 

@@ -394,7 +394,9 @@ func (a *Archiver) Backup(ctx context.Context, paths []string) (*Result, error) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.cancel = cancel
-	go a.scan(ctx, abs)
+	if a.opts.Progress != nil {
+		go a.scan(ctx, abs) // totals for the ETA only
+	}
 	stopProgress := a.runProgress(ctx)
 	stop := a.startWorkers(ctx)
 

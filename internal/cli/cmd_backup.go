@@ -86,7 +86,7 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 	if err != nil {
 		return usageError("%v", err)
 	}
-	r, err := g.OpenRepoIndexed(ctx)
+	r, err := g.OpenRepo(ctx)
 	if err != nil {
 		return err
 	}
@@ -96,6 +96,9 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 		return err
 	}
 	defer unlock()
+	if err := r.LoadIndex(ctx); err != nil {
+		return fmt.Errorf("load index: %w (run 'einvault check')", err)
+	}
 
 	host := o.host
 	if host == "" {
@@ -125,7 +128,9 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 			return err
 		}
 		bar := g.newByteBar("scanning")
-		opts.Progress = backupProgress{g: g, bar: bar, start: time.Now()}
+		if bar != nil || (g.JSON && !g.Quiet) {
+			opts.Progress = backupProgress{g: g, bar: bar, start: time.Now()}
+		}
 		res, err = archiver.New(r, opts).Backup(ctx, args)
 		bar.finish()
 		if err != nil {

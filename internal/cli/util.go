@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,9 +31,13 @@ func writeJSONLine(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// announceBackup registers a running backup so prune keeps what it needs.
-func announceBackup(ctx interface{ Done() <-chan struct{} }, r *repo.Repository) (func(), error) {
-	_ = ctx
-	_ = r
-	return func() {}, nil
+// announceBackup registers a running backup with a lock file so that a
+// concurrent prune keeps everything it may reference. It never blocks.
+// Take it before loading the index.
+func announceBackup(ctx context.Context, r *repo.Repository) (func(), error) {
+	l, err := r.Lock(ctx, repo.LockBackup)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = l.Unlock(context.WithoutCancel(ctx)) }, nil
 }

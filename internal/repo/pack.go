@@ -44,6 +44,9 @@ const (
 	// blobCompressed flags a blob whose plaintext is zstd-compressed.
 	blobCompressed = 1
 	maxHeaderLen   = 64 << 20
+	// minHeaderEntry is the smallest encoded header entry: type, flags,
+	// one-byte lengths and the ID.
+	minHeaderEntry = 2 + 1 + 1 + IDSize
 )
 
 // PackedBlob is one entry of a pack header.
@@ -79,7 +82,9 @@ func encodePackHeader(blobs []PackedBlob) []byte {
 // of bytes before the sealed header, which the blobs must exactly fill.
 func DecodePackHeader(buf []byte, dataLen int64) ([]PackedBlob, error) {
 	n, k := binary.Uvarint(buf)
-	if k <= 0 || n > uint64(len(buf)) {
+	// Each entry takes at least minHeaderEntry bytes, which bounds the
+	// count (and the allocation below) by the input.
+	if k <= 0 || n > uint64(len(buf)-k)/minHeaderEntry {
 		return nil, fmt.Errorf("%w: pack header: bad blob count", ErrDamaged)
 	}
 	buf = buf[k:]

@@ -67,6 +67,12 @@ func (rs *run) walk(d int32, t *repo.Tree, anc bool, links map[[2]uint64]int32) 
 		if err := rs.ctx.Err(); err != nil {
 			return err
 		}
+		if !repo.ValidName(n.Name) {
+			// DecodeTree refuses these; check again so that no
+			// Repository implementation can make the restore escape.
+			rs.addDamaged(joinSnap(rs.dirs[d].spath, strings.ToValidUTF8(n.Name, "?")), fmt.Sprintf("%v: tree entry name %q is not a plain file name", repo.ErrDamaged, n.Name))
+			continue
+		}
 		p := joinSnap(rs.dirs[d].spath, n.Name)
 		if matchAny(rs.r.opts.Exclude, p) {
 			continue

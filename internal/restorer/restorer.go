@@ -219,8 +219,8 @@ type run struct {
 	stripes  [64]sync.Mutex
 
 	filesDone, bytesDone, skipped, damaged, errs, dirsDone atomic.Uint64
-	symlinks, hardlinks, special                          atomic.Uint64
-	totalFiles, totalBytes                                uint64
+	symlinks, hardlinks, special                           atomic.Uint64
+	totalFiles, totalBytes                                 uint64
 
 	mu      sync.Mutex
 	report  *Report

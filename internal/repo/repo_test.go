@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/einvault/einvault/internal/backend"
+	"github.com/einvault/einvault/internal/backend/mem"
+	"github.com/einvault/einvault/internal/crypto"
+)
+
+var fastKDF = crypto.KDFParams{Time: 1, Memory: 1024, Threads: 1}
+
+func newTestRepo(t *testing.T) (*Repository, backend.Backend) {
+	t.Helper()
+	be := mem.New()
+	r, err := Init(context.Background(), be, []byte("pw"), Options{KDF: fastKDF, PackSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, be
+}
+
+func saveData(t *testing.T, r *Repository, data []byte) ID {
+	t.Helper()
+	id := r.BlobID(data)
+	if _, _, err := r.SaveBlob(context.Background(), DataBlob, id, data); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestOpenPasswords(t *testing.T) {
+	ctx := context.Background()
+	r, be := newTestRepo(t)
+	if _, err := Init(ctx, be, []byte("pw"), Options{KDF: fastKDF}); !errors.Is(err, ErrRepoExists) {
+		t.Fatalf("second init: %v", err)
+	}
+	if _, err := r.AddKey(ctx, []byte("second"), "password", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		pw   string
+		want error
+	}{
+		{"pw", nil},
+		{"second", nil},
+		{"wrong", ErrWrongPassword},
+		{"", ErrWrongPassword},
+	}
+	for _, tt := range tests {
+		_, err := Open(ctx, be, []byte(tt.pw), Options{KDF: fastKDF})
+		if !errors.Is(err, tt.want) && !(tt.want == nil && err == nil) {
+			t.Errorf("open with %q: %v, want %v", tt.pw, err, tt.want)
+		}
+	}
+	if _, err := Open(ctx, mem.New(), []byte("pw"), Options{}); !errors.Is(err, ErrNoRepository) {
+		t.Fatalf("open empty backend: %v", err)
+	}
+	keys, err := r.Keys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("keys: %v %v", keys, err)
+	}
+	if err := r.RemoveKey(ctx, r.keyName); err == nil {
+		t.Fatal("removed the key in use")
+	}
+}
+
+func TestBlobRoundTripAndTamper(t *testing.T) {
+	ctx := context.Background()
+	r, be := newTestRepo(t)
+	blobs := map[ID][]byte{}
+	for i := 0; i < 200; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, 1000+i*37)
+		if i%2 == 0 {
+			data = make([]byte, 5000)
+			for j := range data {
+				data[j] = byte(j*7919 + i)
+			}
+		}
+		blobs[saveData(t, r, data)] = data
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(ctx, be, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range blobs {
+		got, err := r2.LoadBlob(ctx, DataBlob, id, nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("blob %v: %v", id.Short(), err)
+		}
+	}
+	// Flip one byte inside a blob of every pack: LoadBlob must fail with
+	// ErrDamaged, never return other bytes.
+	for _, p := range r2.Index().Packs() {
+		h := backend.Handle{Type: backend.PackFile, Name: p.ID.String()}
+		data, err := backend.LoadAll(ctx, be, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[20] ^= 0x40
+		if err := be.Save(ctx, h, bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damaged := 0
+	for id, want := range blobs {
+		got, err := r2.LoadBlob(ctx, DataBlob, id, nil)
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			damaged++
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatal("damaged pack returned wrong bytes")
+		}
+	}
+	if damaged == 0 {
+		t.Fatal("no damage detected")
+	}
+}
+
+func TestRotateMasterKey(t *testing.T) {
+	ctx := context.Background()
+	r, be := newTestRepo(t)
+	if _, err := r.AddKey(ctx, []byte("other"), "password", ""); err != nil {
+		t.Fatal(err)
+	}
+	old := []byte("invoice 1")
+	oldID := saveData(t, r, old)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, removed, err := r.RotateMasterKey(ctx, []byte("new")); err != nil || len(removed) != 2 {
+		t.Fatalf("rotate: removed %v, %v", removed, err)
+	}
+	if r.KeyEpoch() != 2 {
+		t.Fatalf("epoch %d", r.KeyEpoch())
+	}
+	newID := saveData(t, r, old)
+	if newID == oldID {
+		t.Fatal("blob ID not rekeyed after rotation")
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"pw", "other"} {
+		if _, err := Open(ctx, be, []byte(pw), Options{}); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("old password %q still opens: %v", pw, err)
+		}
+	}
+	r2, err := Open(ctx, be, []byte("new"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []ID{oldID, newID} {
+		got, err := r2.LoadBlob(ctx, DataBlob, id, nil)
+		if err != nil || !bytes.Equal(got, old) {
+			t.Fatalf("blob %s after rotation: %v", id.Short(), err)
+		}
+	}
+	packs := r2.Index().Packs()
+	epochs := map[uint32]bool{}
+	for _, p := range packs {
+		epochs[p.Epoch] = true
+	}
+	if !epochs[1] || !epochs[2] {
+		t.Fatalf("pack epochs %v", epochs)
+	}
+}
+
+func TestSnapshotFind(t *testing.T) {
+	mk := func(id byte, host string) *Snapshot {
+		s := &Snapshot{Host: host, Kind: KindFull}
+		s.ID[0] = id
+		s.Time = s.Time.AddDate(0, 0, int(id))
+		return s
+	}
+	all := []*Snapshot{mk(0x11, "a"), mk(0x12, "b"), mk(0x21, "a")}
+	tests := []struct {
+		ref     string
+		f       SnapshotFilter
+		want    byte
+		wantErr bool
+	}{
+		{"latest", SnapshotFilter{}, 0x21, false},
+		{"latest", SnapshotFilter{Hosts: []string{"b"}}, 0x12, false},
+		{"12", SnapshotFilter{}, 0x12, false},
+		{"1", SnapshotFilter{}, 0, true},
+		{"ff", SnapshotFilter{}, 0, true},
+	}
+	for _, tt := range tests {
+		s, err := FindSnapshot(all, tt.ref, tt.f)
+		if (err != nil) != tt.wantErr || (err == nil && s.ID[0] != tt.want) {
+			t.Errorf("FindSnapshot(%q) = %v, %v", tt.ref, s, err)
+		}
+	}
+}

@@ -49,8 +49,7 @@ type Problem struct {
 	Affected      []Affected `json:"affected,omitempty"`
 	AffectedTotal int        `json:"affected_total,omitempty"`
 
-	blobSet  repo.IDSet
-	seenPath map[string]struct{}
+	blobSet repo.IDSet
 }
 
 // BlobRef names a blob.

@@ -207,6 +207,16 @@ func (c *checker) finish(start time.Time) *Report {
 	for kind, p := range c.infoMore {
 		p.Message = fmt.Sprintf("%d more of the same kind not listed", c.infoCount[kind]-c.opts.MaxListed)
 	}
+	if missing := c.kindProb[KindBlobMissing]; missing != nil && c.infoCount[KindPackUnreferenced] > 0 {
+		// The packs of a lost index file hold data snapshots need:
+		// pruning them would turn a repairable index into lost data.
+		addMessage(missing, fmt.Sprintf("%d packs in no index may hold them: do not prune before the index is rebuilt from the packs", c.infoCount[KindPackUnreferenced]))
+		for _, p := range c.rep.Info {
+			if p.Kind == KindPackUnreferenced && p.File != "" {
+				p.Message = fmt.Sprintf("pack of %d bytes is in no index; it may hold blobs that snapshots miss (see errors): keep it", c.stored[packID(p.File)])
+			}
+		}
+	}
 	for _, p := range c.kindProb {
 		c.rep.Errors = append(c.rep.Errors, p)
 	}
@@ -321,6 +331,11 @@ func (c *checker) kindProblemLocked(kind string) *Problem {
 		c.kindProb[kind] = p
 	}
 	return p
+}
+
+func packID(file string) repo.ID {
+	id, _ := repo.ParseID(strings.TrimPrefix(file, string(backend.PackFile)+"/"))
+	return id
 }
 
 func packFile(id repo.ID) string { return string(backend.PackFile) + "/" + id.String() }

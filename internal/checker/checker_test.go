@@ -489,8 +489,8 @@ func TestDamagedIndexFile(t *testing.T) {
 				if missing == nil || missing.AffectedTotal == 0 {
 					t.Fatalf("missing blobs not mapped to paths:\n%s", dump(rep))
 				}
-				if len(rep.Info) == 0 {
-					t.Fatalf("packs of the lost index not reported:\n%s", dump(rep))
+				if len(rep.Info) == 0 || !strings.Contains(dump(rep), "do not prune") || strings.Contains(dump(rep), "removes it") {
+					t.Fatalf("packs of the lost index not reported as worth keeping:\n%s", dump(rep))
 				}
 			})
 		}

@@ -417,7 +417,7 @@ func (d Duration) String() string {
 		}
 	}
 	if b.Len() == 0 {
-		return "0h"
+		return "0"
 	}
 	return b.String()
 }

@@ -552,6 +552,12 @@ func (p *pruner) mark(ctx context.Context) error {
 		return err
 	}
 	rep.Pending = pf.ID
+	w := Waiting{Pending: pf.ID, Created: pf.Created, Packs: len(pf.Packs), Due: pf.Created.Add(p.o.grace())}
+	for id := range marked {
+		w.Bytes += packs[id].size
+	}
+	w.Reason = fmt.Sprintf("marked now; grace window ends in %s", p.o.grace())
+	rep.Waiting = append(rep.Waiting, w)
 	p.log.Info("prune: packs marked", "packs", len(marked), "pending", pf.ID.Short())
 	return nil
 }

@@ -460,8 +460,8 @@ func (r *Restorer) Restore(ctx context.Context, snap *repo.Snapshot, subpath, ta
 	}
 	var errs []error
 	if len(rep.Damaged) > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d file(s) not restored because their data is damaged or missing (first: %s: %s); run 'einvault check'",
-			repo.ErrDamaged, len(rep.Damaged), rep.Damaged[0].Path, rep.Damaged[0].Reason))
+		errs = append(errs, fmt.Errorf("%w: %d file(s) not restored because their data is damaged or missing (first: %s); run 'einvault check'",
+			repo.ErrDamaged, len(rep.Damaged), rep.Damaged[0].Path))
 	}
 	if len(rep.VerifyFailed) > 0 {
 		errs = append(errs, fmt.Errorf("%w: %d file(s) (first: %s: %s)", ErrVerifyFailed, len(rep.VerifyFailed), rep.VerifyFailed[0].Path, rep.VerifyFailed[0].Reason))

@@ -468,12 +468,20 @@ func (a *Archiver) saveVirtual(ctx context.Context, dir string, sources []string
 		if parent != nil {
 			pn = parent.Find(name)
 		}
-		fi, err := os.Lstat(p)
+		isSource := len(children[name]) == 1 && children[name][0] == p
+		// A directory above a source may be reached through a symbolic
+		// link (/proc/self, /srv/current -> releases/7): it is recorded
+		// as the directory it leads to, or restore could not recreate
+		// the path to the source.
+		stat := os.Stat
+		if isSource {
+			stat = os.Lstat
+		}
+		fi, err := stat(p)
 		if err != nil {
 			futs = append(futs, resolved(nil, a.unreadableErr(p, err)))
 			continue
 		}
-		isSource := len(children[name]) == 1 && children[name][0] == p
 		if isSource {
 			futs = append(futs, a.saveEntry(ctx, p, name, fi, pn, 0))
 			continue
@@ -488,7 +496,7 @@ func (a *Archiver) saveVirtual(ctx context.Context, dir string, sources []string
 	}
 	node := &repo.Node{Name: "", Type: repo.NodeDir, Mode: fs.ModeDir | 0o755}
 	if dir != "/" {
-		fi, err := os.Lstat(dir)
+		fi, err := os.Stat(dir)
 		if err == nil {
 			node = a.nodeFromInfo(filepath.Base(dir), fi)
 		}

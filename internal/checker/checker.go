@@ -56,7 +56,7 @@ type Options struct {
 	// Phase, if set, is called when a phase starts.
 	Phase func(name string)
 	// Workers bounds parallel loads; it also bounds memory when reading
-	// data (one pack per worker). Default GOMAXPROCS+1.
+	// data (one pack per worker). Default GOMAXPROCS, at least 2.
 	Workers int
 	// MaxListed caps the blobs, paths and informational files listed per
 	// finding (all are counted). Default 1000.
@@ -127,7 +127,7 @@ type checker struct {
 
 func newChecker(be backend.Backend, opts Options) *checker {
 	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0) + 1
+		opts.Workers = max(2, runtime.GOMAXPROCS(0))
 	}
 	if opts.MaxListed <= 0 {
 		opts.MaxListed = 1000

@@ -11,6 +11,8 @@ func commands(g *Globals) []*cobra.Command {
 		newLsCmd(g),
 		newFindCmd(g),
 		newDiffCmd(g),
+		newRestoreCmd(g),
+		newDumpCmd(g),
 		newCheckCmd(g),
 		newForgetCmd(g),
 		newPruneCmd(g),

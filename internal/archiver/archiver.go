@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -35,6 +36,8 @@ type Repository interface {
 	SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error)
 	LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, error)
 	Flush(ctx context.Context) error
+	HasDictionary() bool
+	AddDictionary(ctx context.Context, content []byte) error
 	SaveSnapshot(ctx context.Context, s *repo.Snapshot) (repo.ID, error)
 	Now() time.Time
 }
@@ -70,6 +73,7 @@ type Options struct {
 	Progress Progress
 	// Workers reading files; default GOMAXPROCS+2.
 	Workers int
+	Logger  *slog.Logger
 }
 
 // Unreadable is a source file that could not be read.
@@ -113,6 +117,9 @@ type Archiver struct {
 func New(r Repository, opts Options) *Archiver {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0) + 2
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Kind == "" {
 		opts.Kind = repo.KindIncremental
@@ -394,6 +401,7 @@ func (a *Archiver) Backup(ctx context.Context, paths []string) (*Result, error) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.cancel = cancel
+	a.makeDictionary(ctx, abs)
 	if a.opts.Progress != nil {
 		go a.scan(ctx, abs) // totals for the ETA only
 	}

@@ -31,6 +31,7 @@ const (
 	KindLock     FileKind = 3
 	KindPending  FileKind = 4
 	KindCatalog  FileKind = 5
+	KindDict     FileKind = 6
 )
 
 func (k FileKind) String() string {
@@ -45,6 +46,8 @@ func (k FileKind) String() string {
 		return "pending"
 	case KindCatalog:
 		return "catalog"
+	case KindDict:
+		return "dictionary"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -101,7 +104,7 @@ func (r *Repository) openFile(kind FileKind, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v file: %v", ErrDamaged, kind, err)
 	}
 	if flags&flagCompressed != 0 {
-		plain, err = r.zdec.DecodeAll(plain, nil)
+		plain, err = r.decoder().DecodeAll(plain, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v file: decompress: %v", ErrDamaged, kind, err)
 		}

@@ -129,15 +129,21 @@ func (r *Repository) compress(data []byte) ([]byte, bool) {
 	if len(data) < 64 {
 		return data, false
 	}
+	enc := r.zenc
+	if len(data) <= DictMaxBlob {
+		if d := r.dictEncoder(); d != nil {
+			enc = d
+		}
+	}
 	bp := r.compPool.Get().(*[]byte)
 	if len(data) > 8<<10 {
-		sample := r.zenc.EncodeAll(data[:4<<10], (*bp)[:0])
+		sample := enc.EncodeAll(data[:4<<10], (*bp)[:0])
 		if len(sample) > (4<<10)*97/100 {
 			r.compPool.Put(bp)
 			return data, false
 		}
 	}
-	c := r.zenc.EncodeAll(data, (*bp)[:0])
+	c := enc.EncodeAll(data, (*bp)[:0])
 	if len(c) >= len(data)-len(data)/64 {
 		*bp = c[:0]
 		r.compPool.Put(bp)

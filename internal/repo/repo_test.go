@@ -209,3 +209,69 @@ func TestSnapshotFind(t *testing.T) {
 		}
 	}
 }
+
+func TestDictionary(t *testing.T) {
+	ctx := context.Background()
+	r, be := newTestRepo(t)
+	var content []byte
+	for i := 0; len(content) < 64<<10; i++ {
+		content = append(content, []byte("<HDon><DLHDon><TTChung><KHMSHDon>1</KHMSHDon><KHHDon>C24TAA</KHHDon><SHDon>")...)
+		content = append(content, byte('0'+i%10))
+		content = append(content, []byte("</SHDon></TTChung></DLHDon></HDon>\n")...)
+	}
+	if err := r.AddDictionary(ctx, []byte("too small")); !errors.Is(err, ErrTooFewSamples) {
+		t.Fatalf("tiny dictionary: %v", err)
+	}
+	if err := r.AddDictionary(ctx, content); err != nil || !r.HasDictionary() {
+		t.Fatalf("add dictionary: %v", err)
+	}
+	inv := []byte("<HDon><DLHDon><TTChung><KHMSHDon>1</KHMSHDon><KHHDon>C24TAA</KHHDon><SHDon>42</SHDon></TTChung></DLHDon></HDon>\n<HDon><DLHDon><TTChung><KHMSHDon>1</KHMSHDon><KHHDon>C24TAB</KHHDon><SHDon>43</SHDon></TTChung></DLHDon></HDon>\n")
+	id := saveData(t, r, inv)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := r.Index().Lookup(id)
+	if e.Flags&blobCompressed == 0 || e.Length >= uint32(len(inv))/2 {
+		t.Fatalf("blob not compressed with the dictionary: %d of %d bytes", e.Length, len(inv))
+	}
+	// A fresh open loads the dictionary and reads the blob.
+	r2, err := Open(ctx, be, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r2.LoadBlob(ctx, DataBlob, id, nil)
+	if err != nil || !bytes.Equal(got, inv) {
+		t.Fatalf("read back: %v", err)
+	}
+	// Without the dictionary file the blob is reported damaged, never wrong.
+	err = be.List(ctx, backend.DictFile, func(fi backend.FileInfo) error {
+		return be.Remove(ctx, backend.Handle{Type: backend.DictFile, Name: fi.Name})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := Open(ctx, be, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r3.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r3.LoadBlob(ctx, DataBlob, id, nil); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("missing dictionary: %v", err)
+	}
+}
+
+func FuzzDecodeDict(f *testing.F) {
+	f.Add([]byte("EVD1\x01\x00\x01\x00content"))
+	f.Add([]byte("EVD1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeDict(b)
+		if err == nil && (d.id == 0 || len(d.content) == 0) {
+			t.Fatal("accepted an empty dictionary")
+		}
+	})
+}

@@ -53,7 +53,11 @@ type Repository struct {
 
 	idx  *Index
 	zenc *zstd.Encoder
-	zdec *zstd.Decoder
+	zdec *zstd.Decoder // guarded by codecMu, as are zdict and dicts
+	// zdict compresses small blobs with the newest dictionary, if any.
+	zdict   *zstd.Encoder
+	dicts   []dictionary
+	codecMu sync.RWMutex
 
 	sealers sealerCache
 
@@ -211,6 +215,9 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 			continue
 		}
 		r.keys, r.keyName, r.keyFile = kr, name, kf
+		if err := r.loadDictionaries(ctx); err != nil {
+			return nil, err
+		}
 		// Hand the key derivation's memory back before real work starts.
 		debug.FreeOSMemory()
 		return r, nil
@@ -255,7 +262,7 @@ func (r *Repository) Stats() PackStats {
 // Close flushes nothing: call Flush before Close when writing.
 func (r *Repository) Close() error {
 	r.zenc.Close()
-	r.zdec.Close()
+	r.decoder().Close()
 	return nil
 }
 
@@ -408,7 +415,7 @@ func (r *Repository) OpenBlob(p PackInfo, t BlobType, flags uint8, id ID, sealed
 		return nil, fmt.Errorf("%w: %v blob %s in pack %s: %v", ErrDamaged, t, id.Short(), p.ID.Short(), err)
 	}
 	if flags&blobCompressed != 0 {
-		out, err := r.zdec.DecodeAll(plain, nil)
+		out, err := r.decoder().DecodeAll(plain, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v blob %s in pack %s: decompress: %v", ErrDamaged, t, id.Short(), p.ID.Short(), err)
 		}

@@ -10,6 +10,7 @@
 //	snapshots/<name>
 //	locks/<name>
 //	pending/<name>
+//	dicts/<name>
 //
 // Save writes to "<dir>/.tmp-<name>-<random>" in the destination directory,
 // checks the byte count, fsyncs the file, renames it into place and fsyncs
@@ -60,7 +61,7 @@ var _ backend.Backend = (*Backend)(nil)
 
 // dirs lists the per-type directories below the root.
 var dirs = []backend.FileType{backend.KeyFile, backend.PackFile, backend.IndexFile,
-	backend.SnapshotFile, backend.LockFile, backend.PendingFile}
+	backend.SnapshotFile, backend.LockFile, backend.PendingFile, backend.DictFile}
 
 // Create makes the repository layout at path (creating path itself if
 // needed) and returns a backend for it. It refuses, with an error matching

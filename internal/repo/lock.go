@@ -90,7 +90,8 @@ type LockOption func(*lockOptions)
 type lockOptions struct {
 	refresh    time.Duration
 	staleAfter time.Duration
-	host       string
+	host       string // written into the lock
+	thisHost   string // whose PIDs can be checked
 	pid        int
 	username   string
 	alive      func(pid int) bool
@@ -106,7 +107,8 @@ func WithRefresh(d time.Duration) LockOption { return func(o *lockOptions) { o.r
 func WithStaleAfter(d time.Duration) LockOption { return func(o *lockOptions) { o.staleAfter = d } }
 
 // WithOwner overrides the host and PID written into the lock (tests, or a
-// daemon locking on behalf of a job).
+// daemon locking on behalf of a job). Staleness is still judged against
+// the real host name.
 func WithOwner(host string, pid int) LockOption {
 	return func(o *lockOptions) { o.host, o.pid = host, pid }
 }
@@ -119,6 +121,7 @@ func WithProcessCheck(alive func(pid int) bool) LockOption {
 func newLockOptions(opts []LockOption) lockOptions {
 	o := lockOptions{refresh: DefaultLockRefresh, staleAfter: DefaultLockStaleAfter, pid: os.Getpid(), alive: processAlive}
 	o.host, _ = os.Hostname()
+	o.thisHost = o.host
 	if u, err := user.Current(); err == nil {
 		o.username = u.Username
 	}
@@ -329,7 +332,7 @@ func (r *Repository) Locks(ctx context.Context, opts ...LockOption) ([]LockInfo,
 		}
 		info.ID = id
 		switch {
-		case info.Host == o.host && !o.alive(info.PID):
+		case info.Host == o.thisHost && !o.alive(info.PID):
 			info.Stale, info.StaleReason = true, fmt.Sprintf("process %d no longer exists on this host", info.PID)
 		case now.Sub(info.Heartbeat) > o.staleAfter:
 			info.Stale, info.StaleReason = true, fmt.Sprintf("no heartbeat for %s (limit %s)", roundAge(now.Sub(info.Heartbeat)), o.staleAfter)

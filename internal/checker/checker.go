@@ -461,18 +461,19 @@ func (c *checker) checkKeys(ctx context.Context) error {
 	})
 }
 
-// hashFiles (storage-only) verifies that index and snapshot files hash to
-// their names.
+// hashFiles (storage-only) verifies that index, snapshot and dictionary
+// files hash to their names.
 func (c *checker) hashFiles(ctx context.Context) error {
-	for _, t := range []backend.FileType{backend.IndexFile, backend.SnapshotFile} {
+	for _, t := range []backend.FileType{backend.IndexFile, backend.SnapshotFile, backend.DictFile} {
 		c.phase(string(t))
 		ids, err := c.listIDs(ctx, t, nil)
 		if err != nil {
 			return err
 		}
-		if t == backend.IndexFile {
+		switch t {
+		case backend.IndexFile:
 			c.rep.Stats.IndexFiles = len(ids)
-		} else {
+		case backend.SnapshotFile:
 			c.rep.Stats.Snapshots = len(ids)
 		}
 		var done atomic.Int64

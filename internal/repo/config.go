@@ -57,10 +57,10 @@ func (c Config) Validate() error {
 func DecodeConfig(data []byte) (Config, error) {
 	var c Config
 	if err := json.Unmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("config file is damaged: %w", err)
+		return c, fmt.Errorf("%w: config file: %v", ErrDamaged, err)
 	}
 	if err := c.Validate(); err != nil {
-		return c, err
+		return c, fmt.Errorf("%w: %v", ErrDamaged, err)
 	}
 	return c, nil
 }

@@ -1,7 +1,10 @@
 package repo
 
 import (
+	"bytes"
 	"encoding/binary"
+	"slices"
+	"sort"
 	"fmt"
 	"sync"
 
@@ -26,7 +29,7 @@ type IndexEntry struct {
 	Flags     uint8
 }
 
-// PackedIn returns the blob's pack.
+// PackOf returns the pack a blob lives in.
 func (idx *Index) PackOf(e IndexEntry) PackInfo {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
@@ -34,27 +37,53 @@ func (idx *Index) PackOf(e IndexEntry) PackInfo {
 }
 
 // Index maps blob IDs to their place in packs. It is safe for concurrent
-// use. Memory per blob is about 60 bytes plus map overhead.
+// use.
+//
+// Memory matters: an index of millions of blobs must fit a backup's budget.
+// Blobs live in a sorted slice of fixed 56-byte records searched by binary
+// search; blobs added since the last merge sit in a small map that is
+// merged into the slice (one linear merge) when it reaches mergeAt
+// entries. A Go map of the same blobs would take two to three times the
+// memory, and twice that while it grows.
 type Index struct {
 	mu      sync.RWMutex
 	packs   []PackInfo
 	packPos map[ID]uint32
-	blobs   map[ID]IndexEntry
+	sorted  []indexRecord
+	recent  map[ID]IndexEntry
 	// files are the index files the index was loaded from.
 	files IDSet
 }
 
+type indexRecord struct {
+	id ID
+	e  IndexEntry
+}
+
+const mergeAt = 1 << 16
+
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{packPos: map[ID]uint32{}, blobs: map[ID]IndexEntry{}, files: IDSet{}}
+	return &Index{packPos: map[ID]uint32{}, recent: map[ID]IndexEntry{}, files: IDSet{}}
+}
+
+func (idx *Index) search(id ID) (IndexEntry, bool) {
+	s := idx.sorted
+	i := sort.Search(len(s), func(i int) bool { return bytes.Compare(s[i].id[:], id[:]) >= 0 })
+	if i < len(s) && s[i].id == id {
+		return s[i].e, true
+	}
+	return IndexEntry{}, false
 }
 
 // Lookup finds a blob.
 func (idx *Index) Lookup(id ID) (IndexEntry, bool) {
 	idx.mu.RLock()
-	e, ok := idx.blobs[id]
-	idx.mu.RUnlock()
-	return e, ok
+	defer idx.mu.RUnlock()
+	if e, ok := idx.recent[id]; ok {
+		return e, true
+	}
+	return idx.search(id)
 }
 
 // Has reports whether a blob is indexed.
@@ -64,7 +93,7 @@ func (idx *Index) Has(id ID) bool { _, ok := idx.Lookup(id); return ok }
 func (idx *Index) Len() int {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
-	return len(idx.blobs)
+	return len(idx.sorted) + len(idx.recent)
 }
 
 // AddPack records every blob of a pack. A blob already indexed elsewhere
@@ -79,11 +108,44 @@ func (idx *Index) AddPack(p PackInfo, blobs []PackedBlob) {
 		idx.packPos[p.ID] = pos
 	}
 	for _, b := range blobs {
-		if _, dup := idx.blobs[b.ID]; dup {
+		if _, dup := idx.recent[b.ID]; dup {
 			continue
 		}
-		idx.blobs[b.ID] = IndexEntry{pack: pos, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type, Flags: b.Flags}
+		if _, dup := idx.search(b.ID); dup {
+			continue
+		}
+		idx.recent[b.ID] = IndexEntry{pack: pos, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type, Flags: b.Flags}
 	}
+	if len(idx.recent) >= mergeAt {
+		idx.merge()
+	}
+}
+
+// merge moves recent entries into the sorted slice. Called with mu held.
+func (idx *Index) merge() {
+	if len(idx.recent) == 0 {
+		return
+	}
+	add := make([]indexRecord, 0, len(idx.recent))
+	for id, e := range idx.recent {
+		add = append(add, indexRecord{id, e})
+	}
+	slices.SortFunc(add, func(a, b indexRecord) int { return bytes.Compare(a.id[:], b.id[:]) })
+	old := idx.sorted
+	out := make([]indexRecord, len(old)+len(add))
+	i, j, k := len(old)-1, len(add)-1, len(out)-1
+	for ; j >= 0; k-- {
+		if i >= 0 && bytes.Compare(old[i].id[:], add[j].id[:]) > 0 {
+			out[k] = old[i]
+			i--
+		} else {
+			out[k] = add[j]
+			j--
+		}
+	}
+	copy(out, old[:i+1])
+	idx.sorted = out
+	clear(idx.recent)
 }
 
 // Packs returns the indexed packs.
@@ -106,7 +168,10 @@ func (idx *Index) HasPack(id ID) bool {
 func (idx *Index) Each(fn func(id ID, p PackInfo, e IndexEntry)) {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
-	for id, e := range idx.blobs {
+	for _, r := range idx.sorted {
+		fn(r.id, idx.packs[r.e.pack], r.e)
+	}
+	for id, e := range idx.recent {
 		fn(id, idx.packs[e.pack], e)
 	}
 }
@@ -120,6 +185,12 @@ func (idx *Index) Files() IDs {
 		out = append(out, id)
 	}
 	return out
+}
+
+func (idx *Index) addFile(id ID) {
+	idx.mu.Lock()
+	idx.files.Insert(id)
+	idx.mu.Unlock()
 }
 
 // IndexFile is the decoded content of one index file.

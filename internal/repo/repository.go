@@ -326,9 +326,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 				for _, p := range f.Packs {
 					r.idx.AddPack(p.PackInfo, p.Blobs)
 				}
-				r.idx.mu.Lock()
-				r.idx.files.Insert(id)
-				r.idx.mu.Unlock()
+				r.idx.addFile(id)
 			}
 		}()
 	}
@@ -364,9 +362,7 @@ func (r *Repository) SaveIndexFile(ctx context.Context, f *IndexFile) (ID, error
 	if err != nil {
 		return ID{}, fmt.Errorf("save index: %w", err)
 	}
-	r.idx.mu.Lock()
-	r.idx.files.Insert(id)
-	r.idx.mu.Unlock()
+	r.idx.addFile(id)
 	return id, nil
 }
 

@@ -197,16 +197,6 @@ func (e *env) mustRun(args ...string) result {
 	return res
 }
 
-// expect runs the binary and fails the test unless it exits with code.
-func (e *env) expect(code int, args ...string) result {
-	e.t.Helper()
-	res := e.run(args...)
-	if res.code != code {
-		e.t.Fatalf("expected exit %d:\n%s", code, res)
-	}
-	return res
-}
-
 // killed is the outcome of a process killed at a chosen moment.
 type killed struct {
 	result

@@ -102,8 +102,20 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		}()
 	}
 	// Trade a little CPU for a smaller heap: backups of millions of
-	// files must stay within a few hundred MiB.
+	// files must stay within a few hundred MiB. The soft memory limit
+	// (EINVAULT_MEMORY_LIMIT or GOMEMLIMIT, default 256 MiB) makes the
+	// collector work harder as the heap approaches it; it never fails an
+	// operation that needs more.
 	debug.SetGCPercent(50)
+	if getenv("GOMEMLIMIT") == "" {
+		limit := int64(256 << 20)
+		if v := getenv("EINVAULT_MEMORY_LIMIT"); v != "" {
+			if n, err := parseBytes(v); err == nil && n > 0 {
+				limit = n
+			}
+		}
+		debug.SetMemoryLimit(limit)
+	}
 	root := NewRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -60,10 +60,24 @@ func (t *Tree) Find(name string) *Node {
 	return nil
 }
 
-// Encode serialises a tree; nodes are sorted by name first.
+// Encode serialises a tree; nodes are sorted by name first. Nodes are
+// encoded one by one into a buffer sized up front, so a directory of
+// 100,000 invoices does not need several growing copies of its listing.
 func (t *Tree) Encode() ([]byte, error) {
 	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
-	return json.Marshal(t)
+	buf := make([]byte, 0, 16+len(t.Nodes)*(300+IDSize*2))
+	buf = append(buf, `{"nodes":[`...)
+	for i, n := range t.Nodes {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		b, err := json.Marshal(n)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, b...)
+	}
+	return append(buf, "]}"...), nil
 }
 
 // ValidName reports whether a tree entry name is safe to create in a

@@ -3,9 +3,9 @@ package repo
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"sort"
-	"fmt"
 	"sync"
 
 	"github.com/einvault/einvault/internal/crypto"

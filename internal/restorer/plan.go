@@ -120,7 +120,8 @@ func (rs *run) addNode(d int32, n *repo.Node, p string, sel bool, links map[[2]u
 	switch n.Type {
 	case repo.NodeFile:
 		fi := int32(len(rs.files))
-		f := &fileEntry{dir: d, name: n.Name, node: n, linkTo: -1}
+		f := &fileEntry{dir: d, name: n.Name, content: n.Content, size: n.Size, mode: n.Mode, uid: n.UID, gid: n.GID,
+			mtime: unixNano(n.ModTime), atime: unixNano(atime(n)), linkTo: -1}
 		if n.Links > 1 && n.Inode != 0 {
 			k := [2]uint64{n.DeviceID, n.Inode}
 			if first, ok := links[k]; ok {
@@ -177,6 +178,7 @@ func (rs *run) makeDir(di int32) error {
 				return err
 			}
 			d.existed = true
+			d.sgid = fi.Mode()&fs.ModeSetgid != 0
 			return nil
 		case !errors.Is(err, fs.ErrNotExist):
 			return err
@@ -186,6 +188,7 @@ func (rs *run) makeDir(di int32) error {
 		return fmt.Errorf("create directory: %w", err)
 	}
 	d.created = true
+	d.sgid = parent.sgid // Linux: a new directory inherits set-group-ID
 	rs.dirsDone.Add(1)
 	return nil
 }
@@ -248,7 +251,7 @@ func (rs *run) checkExisting() {
 				if f.flags.Load() == 0 {
 					f.linkTo = -1
 					primary[p] = int32(i)
-					rs.totalBytes += f.node.Size
+					rs.totalBytes += f.size
 				}
 				continue
 			}
@@ -294,7 +297,7 @@ func (rs *run) planPacks() []*packPlan {
 		if f.linkTo >= 0 || f.flags.Load() != 0 {
 			continue
 		}
-		content := f.node.Content
+		content := f.content
 		entries = entries[:0]
 		bad := ""
 		for _, id := range content {

@@ -168,15 +168,38 @@ type dirEntry struct {
 	created bool // made by this restore (so it was empty)
 	existed bool
 	failed  bool
+	sgid    bool // new entries inherit the directory's group
 }
 
+// fileEntry is one file to restore. It copies what it needs from the
+// tree node so that decoded trees are not kept in memory: a restore of
+// millions of small files holds about 150 bytes per file.
 type fileEntry struct {
-	dir       int32
 	name      string
-	node      *repo.Node
+	content   []repo.ID
+	size      uint64
+	mtime     int64 // Unix nanoseconds; 0 = unknown
+	atime     int64
+	mode      fs.FileMode
+	uid, gid  uint32
+	dir       int32
 	linkTo    int32 // hard link to this file index, or -1
 	remaining atomic.Int32
 	flags     atomic.Uint32
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 type specialEntry struct {
@@ -211,6 +234,8 @@ type run struct {
 	cancel context.CancelCauseFunc
 	runID  string
 	isRoot bool
+	uid    uint32
+	gid    uint32
 
 	dirs     []*dirEntry
 	files    []*fileEntry
@@ -355,7 +380,7 @@ func (r *Restorer) Restore(ctx context.Context, snap *repo.Snapshot, subpath, ta
 	defer cancel(nil)
 	var rid [4]byte
 	_, _ = rand.Read(rid[:])
-	rs := &run{r: r, ctx: ctx, cancel: cancel, runID: hex.EncodeToString(rid[:]), isRoot: os.Geteuid() == 0,
+	rs := &run{r: r, ctx: ctx, cancel: cancel, runID: hex.EncodeToString(rid[:]), isRoot: os.Geteuid() == 0, uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()),
 		reasons: map[int32]string{}, report: &Report{Target: target, Snapshot: snap.ID.String()}}
 	if r.opts.VerifyAfter {
 		rs.hashes = map[repo.ID]repo.ID{}
@@ -395,6 +420,11 @@ func (r *Restorer) Restore(ctx context.Context, snap *repo.Snapshot, subpath, ta
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	rs.dirs[0].created = created
+	if st, err := top.Stat("."); err == nil {
+		rs.dirs[0].sgid = st.Mode()&fs.ModeSetgid != 0
+	} else {
+		rs.dirs[0].sgid = true
+	}
 	rs.dirs[0].existed = !created
 	rs.cache = newDirCache(rs, top, r.opts.OpenDirs)
 	defer rs.cache.close()
@@ -480,7 +510,7 @@ func sortReasons(l []PathReason) {
 func (rs *run) restoreEmpty() {
 	w := &writer{rs: rs, curIdx: -1}
 	for i, f := range rs.files {
-		if f.linkTo < 0 && f.node != nil && len(f.node.Content) == 0 && f.flags.Load()&(fDamaged|fFailed|fDone) == 0 {
+		if f.linkTo < 0 && len(f.content) == 0 && f.flags.Load()&(fDamaged|fFailed|fDone) == 0 {
 			rs.finalize(w, int32(i))
 		}
 	}

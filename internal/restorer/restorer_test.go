@@ -539,3 +539,34 @@ func TestDump(t *testing.T) {
 		t.Fatal("dump of a symlink accepted")
 	}
 }
+
+func TestOwnersInSetgidTarget(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("owners are restored only as root")
+	}
+	r := testRepo(t)
+	f := fileNode(t, r, "f", "data")
+	g := fileNode(t, r, "g", "data2")
+	g.UID, g.GID = 4321, 8765
+	snap := snapshotOf(t, r, dirNode(t, r, "d", f), g)
+	target := t.TempDir()
+	if err := os.Chown(target, 0, 5555); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(target, 0o755|fs.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore(t, r, snap, "", target, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string][2]uint32{"d/f": {0, 0}, "g": {4321, 8765}, "d": {0, 0}} {
+		fi, err := os.Lstat(filepath.Join(target, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != want[0] || st.Gid != want[1] {
+			t.Errorf("%s: owner %d:%d, want %d:%d", p, st.Uid, st.Gid, want[0], want[1])
+		}
+	}
+}

@@ -58,7 +58,7 @@ func (rs *run) verifyFile(idx *repo.Index, fi int32, br *bufio.Reader, buf *[]by
 	defer fh.Close()
 	br.Reset(fh)
 	var off int64
-	for _, id := range f.node.Content {
+	for _, id := range f.content {
 		e, ok := idx.Lookup(id)
 		if !ok {
 			return fmt.Errorf("blob %s: %w", id.Short(), repo.ErrBlobMissing)

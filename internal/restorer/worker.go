@@ -226,13 +226,12 @@ func (rs *run) finalize(w *writer, fi int32) {
 		}
 		w.cur, w.curIdx = nil, -1
 	}
-	n := f.node
-	err := rs.setFileMeta(fh, n)
+	err := rs.setFileMeta(fh, f)
 	if cerr := fh.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = rs.placeFile(f.dir, rs.tmpName(fi), f.name, n)
+		err = rs.placeFile(f.dir, rs.tmpName(fi), f.name, fromNano(f.atime), fromNano(f.mtime))
 	}
 	if err != nil {
 		rs.markFailed(fi, err)
@@ -243,14 +242,16 @@ func (rs *run) finalize(w *writer, fi int32) {
 	rs.filesDone.Add(1)
 }
 
-func (rs *run) setFileMeta(fh *os.File, n *repo.Node) error {
-	if rs.isRoot {
-		if err := fh.Chown(int(n.UID), int(n.GID)); err != nil {
+func (rs *run) setFileMeta(fh *os.File, f *fileEntry) error {
+	// A new file belongs to the process's user and group already, unless
+	// its directory is set-group-ID.
+	if rs.isRoot && (f.uid != rs.uid || f.gid != rs.gid || rs.dirs[f.dir].sgid) {
+		if err := fh.Chown(int(f.uid), int(f.gid)); err != nil {
 			return fmt.Errorf("set owner: %w", err)
 		}
 	}
 	// After chown, which clears set-user-ID bits.
-	if err := fh.Chmod(n.Mode & modeBits); err != nil {
+	if err := fh.Chmod(f.mode & modeBits); err != nil {
 		return fmt.Errorf("set mode: %w", err)
 	}
 	return nil
@@ -258,13 +259,13 @@ func (rs *run) setFileMeta(fh *os.File, n *repo.Node) error {
 
 // placeFile sets the times of the temporary file tmp in directory d and
 // renames it to name.
-func (rs *run) placeFile(d int32, tmp, name string, n *repo.Node) error {
+func (rs *run) placeFile(d int32, tmp, name string, atime, mtime time.Time) error {
 	root, err := rs.cache.get(d)
 	if err != nil {
 		return err
 	}
 	defer rs.cache.release(d)
-	if err := root.Chtimes(tmp, atime(n), n.ModTime); err != nil {
+	if err := root.Chtimes(tmp, atime, mtime); err != nil {
 		return fmt.Errorf("set times: %w", err)
 	}
 	if err := root.Rename(tmp, name); err != nil {

@@ -167,7 +167,7 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 	c := newChecker(r.Backend(), opts)
 	c.r = r
 	steps := []func(context.Context) error{
-		c.checkConfig, c.checkKeys, c.loadIndex, c.listPacks, c.checkPackSizes,
+		c.checkConfig, c.checkKeys, c.checkDicts, c.loadIndex, c.listPacks, c.checkPackSizes,
 		c.loadSnapshots, c.listInfoFiles, c.readData, c.walkTrees, c.mapDamage,
 	}
 	for _, step := range steps {
@@ -464,7 +464,18 @@ func (c *checker) checkKeys(ctx context.Context) error {
 // hashFiles (storage-only) verifies that index, snapshot and dictionary
 // files hash to their names.
 func (c *checker) hashFiles(ctx context.Context) error {
-	for _, t := range []backend.FileType{backend.IndexFile, backend.SnapshotFile, backend.DictFile} {
+	return c.hashTypes(ctx, backend.IndexFile, backend.SnapshotFile, backend.DictFile)
+}
+
+// checkDicts verifies that compression dictionaries still hash to their
+// names (the repository loaded them when it was opened; this catches
+// damage since, before the next open fails on it).
+func (c *checker) checkDicts(ctx context.Context) error {
+	return c.hashTypes(ctx, backend.DictFile)
+}
+
+func (c *checker) hashTypes(ctx context.Context, types ...backend.FileType) error {
+	for _, t := range types {
 		c.phase(string(t))
 		ids, err := c.listIDs(ctx, t, nil)
 		if err != nil {

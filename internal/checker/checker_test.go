@@ -707,3 +707,58 @@ func TestCancelled(t *testing.T) {
 		t.Fatal("cancelled check succeeded")
 	}
 }
+
+func TestDamagedDictionary(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	base := f.clone(t)
+	r := open(t, base)
+	rng := rand.New(rand.NewPCG(3, 4))
+	if err := r.AddDictionary(ctx, randBytes(rng, repo.DictMinContent*2)); err != nil {
+		t.Fatal(err)
+	}
+	dicts := names(t, base, backend.DictFile)
+	if len(dicts) != 1 {
+		t.Fatalf("dictionaries %v", dicts)
+	}
+	file := "dicts/" + dicts[0]
+	for _, m := range append(append([]mutation{}, flips...), truncations...) {
+		t.Run(m.name, func(t *testing.T) {
+			be := mem.New()
+			for _, ft := range backend.AllFileTypes {
+				for _, n := range names(t, base, ft) {
+					h := backend.Handle{Type: ft, Name: n}
+					data, err := backend.LoadAll(ctx, base, h)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := be.Save(ctx, h, bytes.NewReader(data), int64(len(data))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// Damaged after the repository was opened: the check names it.
+			r := open(t, be)
+			mutate(t, be, backend.Handle{Type: backend.DictFile, Name: dicts[0]}, m)
+			rep, err := Check(ctx, r, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findError(rep, KindFileDamaged, file) == nil {
+				t.Fatalf("no error names %s:\n%s", file, dump(rep))
+			}
+			srep, err := CheckStorage(ctx, be, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findError(srep, KindFileDamaged, file) == nil {
+				t.Fatalf("storage-only: no error names %s:\n%s", file, dump(srep))
+			}
+			// The next open refuses the repository.
+			if r2, err := repo.Open(ctx, be, testPW, repo.Options{}); err == nil {
+				r2.Close()
+				t.Fatal("repository opened with a damaged dictionary")
+			}
+		})
+	}
+}

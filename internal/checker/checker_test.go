@@ -754,10 +754,19 @@ func TestDamagedDictionary(t *testing.T) {
 			if findError(srep, KindFileDamaged, file) == nil {
 				t.Fatalf("storage-only: no error names %s:\n%s", file, dump(srep))
 			}
-			// The next open refuses the repository.
-			if r2, err := repo.Open(ctx, be, testPW, repo.Options{}); err == nil {
-				r2.Close()
-				t.Fatal("repository opened with a damaged dictionary")
+			// The next open goes on without it (everything else stays
+			// readable) and the check still names it.
+			r2, err := repo.Open(ctx, be, testPW, repo.Options{})
+			if err != nil {
+				t.Fatalf("open with a damaged dictionary: %v", err)
+			}
+			defer r2.Close()
+			rep2, err := Check(ctx, r2, Options{ReadData: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findError(rep2, KindFileDamaged, file) == nil {
+				t.Fatalf("after reopening, no error names %s:\n%s", file, dump(rep2))
 			}
 		})
 	}

@@ -154,9 +154,7 @@ func (g *Globals) OpenBackend(ctx context.Context, create bool) (backend.Backend
 			return nil, usageError("repository %q: the %s backend is not available in this version yet; use a local path or NAS mount", loc, strings.TrimSuffix(scheme, ":"))
 		}
 	}
-	if strings.HasPrefix(loc, "local:") {
-		loc = strings.TrimPrefix(loc, "local:")
-	}
+	loc = strings.TrimPrefix(loc, "local:")
 	if create {
 		be, err := local.Create(ctx, loc)
 		if errors.Is(err, local.ErrAlreadyExists) {

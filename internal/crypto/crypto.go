@@ -162,7 +162,7 @@ var DefaultKDF = KDFParams{Time: 4, Memory: 32 * 1024, Threads: 2}
 // Validate refuses parameters that are too weak to be produced by einvault
 // or too expensive to be anything but an attack on the opener.
 func (p KDFParams) Validate() error {
-	if p.Time < 1 || p.Time > 64 || p.Memory < 8*1024/8 || p.Memory > 4*1024*1024 || p.Threads < 1 {
+	if p.Time < 1 || p.Time > 64 || p.Memory < 8*1024/8 || p.Memory > 1024*1024 || p.Threads < 1 {
 		return fmt.Errorf("argon2id parameters out of range (time %d, memory %d KiB, threads %d)", p.Time, p.Memory, p.Threads)
 	}
 	return nil

@@ -61,7 +61,7 @@ func TestBlobIDKeyed(t *testing.T) {
 	k1, _ := NewKey(1)
 	k2, _ := NewKey(2)
 	d := []byte("invoice")
-	if k1.BlobID(d) != k1.BlobID(d) {
+	if a, b := k1.BlobID(d), k1.BlobID(d); a != b {
 		t.Fatal("blob ID not deterministic")
 	}
 	if k1.BlobID(d) == k2.BlobID(d) {

@@ -58,14 +58,19 @@ func (r *Repository) loadDictionaries(ctx context.Context) error {
 			return nil
 		}
 		plain, err := r.loadFile(ctx, backend.Handle{Type: backend.DictFile, Name: id.String()}, KindDict)
-		if err != nil {
-			return fmt.Errorf("compression dictionary: %w", err)
+		if err == nil {
+			var d dictionary
+			if d, err = decodeDict(plain); err == nil {
+				dicts = append(dicts, d)
+				return nil
+			}
 		}
-		d, err := decodeDict(plain)
-		if err != nil {
-			return fmt.Errorf("dicts/%s: %w", id.Short(), err)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		dicts = append(dicts, d)
+		// Everything not compressed with this dictionary stays readable:
+		// go on, and let the blobs that need it report damage.
+		r.log.Warn("compression dictionary unreadable; blobs compressed with it will be reported as damaged (run 'einvault check')", "file", "dicts/"+id.Short(), "err", err)
 		return nil
 	})
 	if err != nil {

@@ -32,8 +32,11 @@ type KeyFile struct {
 }
 
 type keyringJSON struct {
-	Repository ID          `json:"repository"`
-	Epochs     []epochJSON `json:"epochs"`
+	Repository ID `json:"repository"`
+	// Config is the BLAKE3 of the config file, which is stored in the
+	// clear: sealing its hash here authenticates it.
+	Config ID          `json:"config"`
+	Epochs []epochJSON `json:"epochs"`
 }
 
 type epochJSON struct {
@@ -47,6 +50,7 @@ type keyring struct {
 	keys    map[uint32]*crypto.Key
 	created map[uint32]time.Time
 	cur     *crypto.Key
+	config  ID
 }
 
 func (kr *keyring) current() *crypto.Key { return kr.cur }
@@ -68,7 +72,7 @@ func newKeyring() (*keyring, error) {
 }
 
 func (kr *keyring) marshal(repoID ID) ([]byte, error) {
-	j := keyringJSON{Repository: repoID}
+	j := keyringJSON{Repository: repoID, Config: kr.config}
 	for e, k := range kr.keys {
 		j.Epochs = append(j.Epochs, epochJSON{Epoch: e, Secret: k.Secret(), Created: kr.created[e]})
 	}
@@ -87,7 +91,7 @@ func unmarshalKeyring(data []byte, repoID ID) (*keyring, error) {
 	if len(j.Epochs) == 0 {
 		return nil, fmt.Errorf("%w: keyring holds no keys", ErrDamaged)
 	}
-	kr := &keyring{keys: map[uint32]*crypto.Key{}, created: map[uint32]time.Time{}}
+	kr := &keyring{keys: map[uint32]*crypto.Key{}, created: map[uint32]time.Time{}, config: j.Config}
 	for _, e := range j.Epochs {
 		k, err := crypto.KeyFromSecret(e.Epoch, e.Secret)
 		if err != nil {
@@ -263,7 +267,7 @@ func (r *Repository) RotateMasterKey(ctx context.Context, password []byte) (stri
 	if err := r.Flush(ctx); err != nil {
 		return "", nil, err
 	}
-	nk := &keyring{keys: map[uint32]*crypto.Key{}, created: map[uint32]time.Time{}, cur: k}
+	nk := &keyring{keys: map[uint32]*crypto.Key{}, created: map[uint32]time.Time{}, cur: k, config: r.keys.config}
 	for e, old := range r.keys.keys {
 		nk.keys[e] = old
 		nk.created[e] = r.keys.created[e]

@@ -275,3 +275,23 @@ func FuzzDecodeDict(f *testing.F) {
 		}
 	})
 }
+
+func TestConfigIsAuthenticated(t *testing.T) {
+	ctx := context.Background()
+	_, be := newTestRepo(t)
+	h := backend.Handle{Type: backend.ConfigFile, Name: "config"}
+	data, err := backend.LoadAll(ctx, be, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(data, []byte(`"pack_size": 1048576`), []byte(`"pack_size": 2097152`), 1)
+	if bytes.Equal(edited, data) {
+		t.Fatal("test did not change the config")
+	}
+	if err := be.Save(ctx, h, bytes.NewReader(edited), int64(len(edited))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, be, []byte("pw"), Options{}); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("edited config accepted: %v", err)
+	}
+}

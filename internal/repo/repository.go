@@ -68,7 +68,6 @@ type Repository struct {
 	upErr    error
 	upQueue  chan *finishedPack
 	upWG     sync.WaitGroup
-	saverWG  sync.WaitGroup
 	uploads  int
 	started  bool
 	statsAdd PackStats
@@ -141,14 +140,15 @@ func Init(ctx context.Context, be backend.Backend, password []byte, opts Options
 	if err := r.cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfgData, err := jsonIndent(r.cfg)
+	if err != nil {
+		return nil, err
+	}
 	if r.keys, err = newKeyring(); err != nil {
 		return nil, err
 	}
+	r.keys.config = Hash(cfgData)
 	if r.keyName, err = r.AddKey(ctx, password, "password", ""); err != nil {
-		return nil, err
-	}
-	cfgData, err := jsonIndent(r.cfg)
-	if err != nil {
 		return nil, err
 	}
 	// The config goes last: a repository without it does not exist yet,
@@ -213,6 +213,9 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opts Options
 		if err != nil {
 			damaged = append(damaged, fmt.Errorf("keys/%s: %w", name[:8], err))
 			continue
+		}
+		if kr.config != Hash(cfgData) {
+			return nil, fmt.Errorf("%w: the config file was changed after the repository was created (it no longer matches the hash sealed in the key files): restore it from another copy", ErrDamaged)
 		}
 		r.keys, r.keyName, r.keyFile = kr, name, kf
 		if err := r.loadDictionaries(ctx); err != nil {

@@ -36,8 +36,8 @@ func smallFilesSnapshot(tb testing.TB, n int) (*repo.Repository, *repo.Snapshot,
 
 func TestManySmallFiles(t *testing.T) {
 	n := 20000
-	if testing.Short() {
-		n = 3000
+	if testing.Short() || raceEnabled {
+		n = 3000 // the race detector makes syscalls much slower
 	}
 	r, snap, src := smallFilesSnapshot(t, n)
 	target := t.TempDir()

@@ -1,0 +1,5 @@
+//go:build !race
+
+package restorer
+
+const raceEnabled = false

@@ -113,7 +113,7 @@ func (r *Repository) startUploads() {
 		return
 	}
 	r.started = true
-	r.upQueue = make(chan *finishedPack, r.uploads)
+	r.upQueue = make(chan *finishedPack, 2*r.uploads)
 	for i := 0; i < r.uploads; i++ {
 		r.upWG.Add(1)
 		go r.uploader()

@@ -35,7 +35,7 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Uploads is the number of concurrent pack uploads (default 2).
+	// Uploads is the number of concurrent pack uploads (default 4).
 	Uploads int
 }
 
@@ -104,7 +104,9 @@ func newRepository(be backend.Backend, opts Options) (*Repository, error) {
 		r.now = time.Now
 	}
 	if r.uploads <= 0 {
-		r.uploads = 2
+		// Finished packs wait as files, not in memory, so several may be
+		// in flight: durable writes (fsync) of one overlap the next.
+		r.uploads = 4
 	}
 	r.compPool.New = func() any { b := make([]byte, 0, 64<<10); return &b }
 	r.bufPool.New = func() any { return bufio.NewWriterSize(nil, 1<<20) }

@@ -21,6 +21,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// The binary under test is built in TestMain by "go build"; importing
+	// its command package makes the test binary, and so go test's result
+	// cache, depend on every package the binary is built from.
+	_ "github.com/einvault/einvault/internal/cli"
 )
 
 // Documented exit codes (README, DESIGN.md). They are written out here

@@ -22,7 +22,7 @@ ls' shows it. Damaged data ends the output with exit code 5.`,
 		Args: argsRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.OpenRepoIndexed(ctx)
+			r, err := g.OpenRepoForRestore(ctx)
 			if err != nil {
 				return err
 			}

@@ -85,7 +85,7 @@ func runRestore(ctx context.Context, g *Globals, o restoreOptions, ref string) e
 	if o.workers < 0 {
 		return usageError("--workers must be positive")
 	}
-	r, err := g.OpenRepoIndexed(ctx)
+	r, err := g.OpenRepoForRestore(ctx)
 	if err != nil {
 		return err
 	}

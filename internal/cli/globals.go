@@ -238,7 +238,17 @@ func (g *Globals) OpenRepoIndexed(ctx context.Context) (*repo.Repository, error)
 		return nil, err
 	}
 	if err := r.LoadIndex(ctx); err != nil {
-		return nil, fmt.Errorf("load index: %w (run 'einvault check')", err)
+		if !errors.Is(err, repo.ErrDamaged) {
+			return nil, fmt.Errorf("load index: %w (run 'einvault check')", err)
+		}
+		// Damaged index files must not stop a restore of intact data:
+		// find the packs they listed from the packs' own headers.
+		g.Warnf("warning: %v\nwarning: reading the headers of packs no index lists to find their data; run 'einvault check'\n", err)
+		n, errs := r.IndexUnindexedPacks(ctx)
+		for _, e := range errs {
+			g.Warnf("warning: %v\n", e)
+		}
+		g.log.Info("recovered index entries from pack headers", "packs", n)
 	}
 	return r, nil
 }
@@ -288,4 +298,23 @@ func Hostname() string {
 		return "unknown"
 	}
 	return h
+}
+
+// OpenRepoForRestore opens the repository for reading data back. Besides
+// the index it reads the headers of packs that no index file lists (none,
+// normally; after an index file was lost, the packs it described), so that
+// everything still intact is restored.
+func (g *Globals) OpenRepoForRestore(ctx context.Context) (*repo.Repository, error) {
+	r, err := g.OpenRepoIndexed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, errs := r.IndexUnindexedPacks(ctx)
+	for _, e := range errs {
+		g.Warnf("warning: %v\n", e)
+	}
+	if n > 0 {
+		g.log.Info("indexed packs that no index file lists", "packs", n)
+	}
+	return r, nil
 }

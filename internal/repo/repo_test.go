@@ -295,3 +295,56 @@ func TestConfigIsAuthenticated(t *testing.T) {
 		t.Fatalf("edited config accepted: %v", err)
 	}
 }
+
+func TestRecoverFromLostIndexAndMissingPack(t *testing.T) {
+	ctx := context.Background()
+	r, be := newTestRepo(t)
+	var ids []ID
+	for i := 0; i < 50; i++ {
+		ids = append(ids, saveData(t, r, bytes.Repeat([]byte{byte(i), 1, 2}, 3000+i)))
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Lose every index file: a fresh open sees no blobs until the pack
+	// headers are read.
+	err := be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
+		return be.Remove(ctx, backend.Handle{Type: backend.IndexFile, Name: fi.Name})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(ctx, be, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil || r2.Index().Len() != 0 {
+		t.Fatalf("index after loss: %d blobs, %v", r2.Index().Len(), err)
+	}
+	n, errs := r2.IndexUnindexedPacks(ctx)
+	if n == 0 || len(errs) != 0 {
+		t.Fatalf("recovered %d packs, errors %v", n, errs)
+	}
+	for _, id := range ids {
+		if _, err := r2.LoadBlob(ctx, DataBlob, id, nil); err != nil {
+			t.Fatalf("blob after recovery: %v", err)
+		}
+	}
+	// A pack deleted under an index entry is damage, not a generic error.
+	p := r2.Index().Packs()[0]
+	if err := be.Remove(ctx, backend.Handle{Type: backend.PackFile, Name: p.ID.String()}); err != nil {
+		t.Fatal(err)
+	}
+	damaged := 0
+	for _, id := range ids {
+		if _, err := r2.LoadBlob(ctx, DataBlob, id, nil); err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("missing pack gave %v, want damage", err)
+			}
+			damaged++
+		}
+	}
+	if damaged == 0 {
+		t.Fatal("deleted pack not noticed")
+	}
+}

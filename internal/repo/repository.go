@@ -443,7 +443,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 	p := r.idx.PackOf(e)
 	sealed, err := backend.LoadRange(ctx, r.be, backend.Handle{Type: backend.PackFile, Name: p.ID.String()}, int64(e.Offset), int64(e.Length), nil)
 	if err != nil {
-		return nil, fmt.Errorf("load %v blob %s from pack %s: %w", t, id.Short(), p.ID.Short(), err)
+		return nil, fmt.Errorf("load %v blob %s from pack %s: %w", t, id.Short(), p.ID.Short(), asDamage(err))
 	}
 	return r.OpenBlob(p, t, e.Flags, id, sealed, buf)
 }

@@ -112,7 +112,7 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 			}
 		}
 	}
-	opts := archiver.Options{Excluder: excl, OneFileSystem: o.oneFileSystem, Host: host, Tags: tags, Program: "einvault " + Version}
+	opts := archiver.Options{Excluder: excl, OneFileSystem: o.oneFileSystem, Host: host, Tags: tags, Program: "einvault " + Version, Logger: g.Logger()}
 	if u, err := user.Current(); err == nil {
 		opts.Username = u.Username
 	}

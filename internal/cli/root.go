@@ -106,7 +106,9 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	// (EINVAULT_MEMORY_LIMIT or GOMEMLIMIT, default 256 MiB) makes the
 	// collector work harder as the heap approaches it; it never fails an
 	// operation that needs more.
-	debug.SetGCPercent(50)
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(20)
+	}
 	if getenv("GOMEMLIMIT") == "" {
 		limit := int64(256 << 20)
 		if v := getenv("EINVAULT_MEMORY_LIMIT"); v != "" {

@@ -85,7 +85,7 @@ func (r *Repository) setDictionaries(dicts []dictionary) error {
 	if len(dicts) == 0 {
 		return nil
 	}
-	dopts := []zstd.DOption{zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(1 << 30)}
+	dopts := []zstd.DOption{zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(1 << 30), zstd.WithDecoderLowmem(true)}
 	for _, d := range dicts {
 		dopts = append(dopts, zstd.WithDecoderDictRaw(d.id, d.content))
 	}
@@ -94,8 +94,11 @@ func (r *Repository) setDictionaries(dicts []dictionary) error {
 		return fmt.Errorf("%w: compression dictionary: %v", ErrDamaged, err)
 	}
 	last := dicts[len(dicts)-1]
+	// Blobs using the dictionary are at most DictMaxBlob, so a window of
+	// the dictionary plus one blob (a power of two: 512 KiB) suffices and
+	// keeps encoder memory small.
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithEncoderDictRaw(last.id, last.content))
+		zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(512<<10), zstd.WithEncoderDictRaw(last.id, last.content))
 	if err != nil {
 		return fmt.Errorf("%w: compression dictionary: %v", ErrDamaged, err)
 	}

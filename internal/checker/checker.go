@@ -129,7 +129,9 @@ type checker struct {
 
 func newChecker(be backend.Backend, opts Options) *checker {
 	if opts.Workers <= 0 {
-		opts.Workers = max(2, runtime.GOMAXPROCS(0))
+		// Streaming verification holds a blob, not a pack, per worker:
+		// more workers than cores overlap reading with decrypting.
+		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	if opts.MaxListed <= 0 {
 		opts.MaxListed = 1000

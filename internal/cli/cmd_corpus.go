@@ -191,15 +191,4 @@ func corpusProgress(w io.Writer, verb string) (func(done, total int), func()) {
 		}
 }
 
-func corpusSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func corpusSize(n int64) string { return formatBytes(uint64(max(n, 0))) }

@@ -23,6 +23,10 @@ type dirCache struct {
 type dirHandle struct {
 	idx  int32
 	root *os.Root
+	// dir is the same directory opened for its descriptor: files are
+	// created, timed and renamed with *at system calls on it, which cost
+	// one call each (the directory itself was entered safely through root).
+	dir  *os.File
 	refs int
 	el   *list.Element
 }
@@ -30,6 +34,9 @@ type dirHandle struct {
 func newDirCache(rs *run, top *os.Root, max int) *dirCache {
 	c := &dirCache{rs: rs, top: top, max: max, m: map[int32]*dirHandle{}}
 	c.m[0] = &dirHandle{idx: 0, root: top, refs: 1} // pinned, never in the LRU
+	if d, err := top.Open("."); err == nil {
+		c.m[0].dir = d
+	}
 	return c
 }
 
@@ -63,6 +70,9 @@ func (c *dirCache) get(d int32) (*os.Root, error) {
 		return h.root, nil
 	}
 	h := &dirHandle{idx: d, root: root, refs: 1}
+	if dir, err := root.Open("."); err == nil {
+		h.dir = dir
+	}
 	h.el = c.lru.PushFront(h)
 	c.m[d] = h
 	for e := c.lru.Back(); e != nil && c.lru.Len() > c.max; {
@@ -71,6 +81,9 @@ func (c *dirCache) get(d int32) (*os.Root, error) {
 			c.lru.Remove(e)
 			delete(c.m, v.idx)
 			v.root.Close()
+			if v.dir != nil {
+				v.dir.Close()
+			}
 		}
 		e = prev
 	}
@@ -88,6 +101,9 @@ func (c *dirCache) close() {
 	defer c.mu.Unlock()
 	for _, h := range c.m {
 		h.root.Close()
+		if h.dir != nil {
+			h.dir.Close()
+		}
 	}
 	c.m = map[int32]*dirHandle{}
 	c.lru.Init()
@@ -118,4 +134,20 @@ func openSubdir(parent *os.Root, target, rel, name string) (*os.Root, error) {
 		return nil, fmt.Errorf("%w: %s/%s was replaced while restoring", ErrUnsafePath, target, rel)
 	}
 	return r, nil
+}
+
+// getFD is get returning the directory's descriptor; release it with
+// release(d). It fails if the directory could not be opened for one.
+func (c *dirCache) getFD(d int32) (int, error) {
+	if _, err := c.get(d); err != nil {
+		return -1, err
+	}
+	c.mu.Lock()
+	h := c.m[d]
+	c.mu.Unlock()
+	if h == nil || h.dir == nil {
+		c.release(d)
+		return -1, fmt.Errorf("directory %s cannot be opened", c.rs.relPath(d))
+	}
+	return int(h.dir.Fd()), nil
 }

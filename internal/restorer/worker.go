@@ -3,6 +3,7 @@ package restorer
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"sort"
@@ -27,7 +28,7 @@ type writer struct {
 	rs     *run
 	sealed []byte
 	plain  []byte
-	cur    *os.File
+	cur    *rawFile
 	curIdx int32
 }
 
@@ -40,14 +41,14 @@ func (w *writer) closeCur() {
 
 // handle returns an open handle on file fi's temporary file, creating it
 // on first use.
-func (w *writer) handle(fi int32) (*os.File, error) {
+func (w *writer) handle(fi int32) (*rawFile, error) {
 	if w.curIdx == fi && w.cur != nil {
 		return w.cur, nil
 	}
 	w.closeCur()
 	rs := w.rs
 	f := rs.files[fi]
-	root, err := rs.cache.get(f.dir)
+	dirfd, err := rs.cache.getFD(f.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -55,20 +56,19 @@ func (w *writer) handle(fi int32) (*os.File, error) {
 	mu := &rs.stripes[int(fi)%len(rs.stripes)]
 	mu.Lock()
 	defer mu.Unlock()
-	var fh *os.File
+	// One component below a directory entered safely: O_NOFOLLOW (and
+	// O_EXCL on creation) keep a planted symlink from being followed.
+	flags := unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if f.flags.Load()&fCreated == 0 {
-		fh, err = root.OpenFile(rs.tmpName(fi), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			f.flags.Or(fCreated)
-		}
-	} else {
-		fh, err = root.OpenFile(rs.tmpName(fi), os.O_WRONLY, 0)
+		flags |= unix.O_CREAT | unix.O_EXCL
 	}
+	fd, err := openat(dirfd, rs.tmpName(fi), flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	w.cur, w.curIdx = fh, fi
-	return fh, nil
+	f.flags.Or(fCreated)
+	w.cur, w.curIdx = &rawFile{fd: fd}, fi
+	return w.cur, nil
 }
 
 // doPack restores every needed blob of one pack.
@@ -204,7 +204,7 @@ func (rs *run) done(w *writer, fi int32) {
 // place, or removes it if any piece is damaged.
 func (rs *run) finalize(w *writer, fi int32) {
 	f := rs.files[fi]
-	var fh *os.File
+	var fh *rawFile
 	if w.curIdx == fi {
 		fh = w.cur
 		w.cur, w.curIdx = nil, -1
@@ -242,7 +242,7 @@ func (rs *run) finalize(w *writer, fi int32) {
 	rs.filesDone.Add(1)
 }
 
-func (rs *run) setFileMeta(fh *os.File, f *fileEntry) error {
+func (rs *run) setFileMeta(fh *rawFile, f *fileEntry) error {
 	// A new file belongs to the process's user and group already, unless
 	// its directory is set-group-ID.
 	if rs.isRoot && (f.uid != rs.uid || f.gid != rs.gid || rs.dirs[f.dir].sgid) {
@@ -260,16 +260,17 @@ func (rs *run) setFileMeta(fh *os.File, f *fileEntry) error {
 // placeFile sets the times of the temporary file tmp in directory d and
 // renames it to name.
 func (rs *run) placeFile(d int32, tmp, name string, atime, mtime time.Time) error {
-	root, err := rs.cache.get(d)
+	dirfd, err := rs.cache.getFD(d)
 	if err != nil {
 		return err
 	}
 	defer rs.cache.release(d)
-	if err := root.Chtimes(tmp, atime, mtime); err != nil {
-		return fmt.Errorf("set times: %w", err)
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := ignoringEINTR(func() error { return unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return fmt.Errorf("set times: %w", &os.PathError{Op: "utimensat", Path: tmp, Err: err})
 	}
-	if err := root.Rename(tmp, name); err != nil {
-		return fmt.Errorf("move into place: %w", err)
+	if err := ignoringEINTR(func() error { return unix.Renameat(dirfd, tmp, dirfd, name) }); err != nil {
+		return fmt.Errorf("move into place: %w", &os.LinkError{Op: "rename", Old: tmp, New: name, Err: err})
 	}
 	return nil
 }

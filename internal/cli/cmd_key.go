@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/einvault/einvault/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -69,12 +71,10 @@ every other password is revoked.`,
 	}
 
 	var newPwFile, label string
-	add := &cobra.Command{
-		Use:     "add",
-		Short:   "Add a password",
-		Example: "  EINVAULT_NEW_PASSWORD=... einvault key add --label 'head of IT'\n  einvault key add --new-password-file /root/pw2",
-		Args:    argsRange(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	// newKeyRun opens the repository, reads the new password and stores
+	// it with save, printing the new key's ID.
+	newKeyRun := func(done string, save func(ctx context.Context, r *repo.Repository, pw []byte) (string, error)) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
 			r, err := g.OpenRepo(cmd.Context())
 			if err != nil {
 				return err
@@ -83,16 +83,26 @@ every other password is revoked.`,
 			if err != nil {
 				return err
 			}
-			id, err := r.AddKey(cmd.Context(), pw, "password", label)
+			id, err := save(cmd.Context(), r, pw)
 			if err != nil {
 				return err
 			}
 			if g.JSON {
 				return g.PrintJSON(map[string]string{"id": id})
 			}
-			g.Printf("added key %s\n", id[:8])
+			g.Printf(done+"\n", id[:8])
 			return nil
-		},
+		}
+	}
+
+	add := &cobra.Command{
+		Use:     "add",
+		Short:   "Add a password",
+		Example: "  EINVAULT_NEW_PASSWORD=... einvault key add --label 'head of IT'\n  einvault key add --new-password-file /root/pw2",
+		Args:    argsRange(0, 0),
+		RunE: newKeyRun("added key %s", func(ctx context.Context, r *repo.Repository, pw []byte) (string, error) {
+			return r.AddKey(ctx, pw, "password", label)
+		}),
 	}
 	add.Flags().StringVar(&newPwFile, "new-password-file", "", "read the new password from a file (env EINVAULT_NEW_PASSWORD)")
 	add.Flags().StringVar(&label, "label", "", "a note to recognise the key by")
@@ -118,25 +128,9 @@ every other password is revoked.`,
 		Use:   "passwd",
 		Short: "Change the password in use",
 		Args:  argsRange(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := g.OpenRepo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			pw, err := readNew("New password: ", newPwFile)
-			if err != nil {
-				return err
-			}
-			id, err := r.ChangePassword(cmd.Context(), pw)
-			if err != nil {
-				return err
-			}
-			if g.JSON {
-				return g.PrintJSON(map[string]string{"id": id})
-			}
-			g.Printf("password changed (new key %s)\n", id[:8])
-			return nil
-		},
+		RunE: newKeyRun("password changed (new key %s)", func(ctx context.Context, r *repo.Repository, pw []byte) (string, error) {
+			return r.ChangePassword(ctx, pw)
+		}),
 	}
 	passwd.Flags().StringVar(&newPwFile, "new-password-file", "", "read the new password from a file (env EINVAULT_NEW_PASSWORD)")
 

@@ -131,17 +131,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	if cmdErr := unknownCommand(err); cmdErr {
 		code = ExitUsage
 	}
-	if !errors.Is(err, errSilent) {
-		if g.JSON {
-			_ = g.PrintJSON(map[string]any{"message_type": "error", "error": err.Error(), "exit_code": code})
-		}
-		fmt.Fprintf(stderr, "einvault: %v\n", err)
+	if g.JSON {
+		_ = g.PrintJSON(map[string]any{"message_type": "error", "error": err.Error(), "exit_code": code})
 	}
+	fmt.Fprintf(stderr, "einvault: %v\n", err)
 	return code
 }
-
-// errSilent is returned by commands that already reported their failure.
-var errSilent = errors.New("failure already reported")
 
 // unknownCommand recognises cobra's own usage errors.
 func unknownCommand(err error) bool {

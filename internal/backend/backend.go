@@ -180,3 +180,16 @@ type TempFiler interface {
 	// error the temporary file is removed.
 	CommitTemp(ctx context.Context, h Handle, f *os.File) error
 }
+
+// ErrSpaceUnknown is matched by FreeSpace errors when a backend cannot
+// tell how much space is left (an S3 bucket without a configured quota).
+var ErrSpaceUnknown = errors.New("free space unknown")
+
+// SpaceReporter is implemented by backends that can tell the free space
+// at their location (statfs for local paths, the statvfs extension for
+// SFTP, a configured quota minus usage for S3). Pre-flight checks use it.
+type SpaceReporter interface {
+	// FreeSpace returns the bytes that can still be written, or an error
+	// matching ErrSpaceUnknown.
+	FreeSpace(ctx context.Context) (int64, error)
+}

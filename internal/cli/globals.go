@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/einvault/einvault/internal/backend"
-	"github.com/einvault/einvault/internal/backend/local"
+	"github.com/einvault/einvault/internal/backend/location"
 	"github.com/einvault/einvault/internal/crypto"
 	"github.com/einvault/einvault/internal/repo"
 	"golang.org/x/term"
@@ -149,21 +149,22 @@ func (g *Globals) OpenBackend(ctx context.Context, create bool) (backend.Backend
 	if err != nil {
 		return nil, err
 	}
-	for _, scheme := range []string{"s3:", "sftp:", "rclone:"} {
-		if strings.HasPrefix(loc, scheme) {
-			return nil, usageError("repository %q: the %s backend is not available in this version yet; use a local path or NAS mount", loc, strings.TrimSuffix(scheme, ":"))
-		}
-	}
-	loc = strings.TrimPrefix(loc, "local:")
+	opts := location.Options{Getenv: g.Getenv}
 	if create {
-		be, err := local.Create(ctx, loc)
-		if errors.Is(err, local.ErrAlreadyExists) {
+		be, err := location.Create(ctx, loc, opts)
+		if errors.Is(err, location.ErrAlreadyExists) {
 			return nil, fmt.Errorf("%w at %s: use it, or choose another path", repo.ErrRepoExists, loc)
+		}
+		if errors.Is(err, location.ErrUsage) {
+			return nil, usageError("%v", err)
 		}
 		return be, err
 	}
-	be, err := local.Open(ctx, loc)
+	be, err := location.Open(ctx, loc, opts)
 	if err != nil {
+		if errors.Is(err, location.ErrUsage) {
+			return nil, usageError("%v", err)
+		}
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil, WithExit(ExitNoRepo, fmt.Errorf("%w at %s (create it with 'einvault init')", repo.ErrNoRepository, loc))
 		}

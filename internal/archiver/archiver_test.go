@@ -3,6 +3,9 @@ package archiver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -193,5 +196,69 @@ func TestBackupReader(t *testing.T) {
 	readBack(t, r, res.Snapshot.Tree, "", got)
 	if !bytes.Equal(got["/dump.sql"], data) {
 		t.Fatal("stream differs")
+	}
+}
+
+func TestBackupStreams(t *testing.T) {
+	dump := bytes.Repeat([]byte("COPY hoadon FROM stdin;\n"), 20000)
+	globals := []byte("CREATE ROLE app;\n")
+	ok := func(ctx context.Context, emit func(string, io.Reader) error) (map[string]json.RawMessage, error) {
+		if err := emit("db.dump", bytes.NewReader(dump)); err != nil {
+			return nil, err
+		}
+		if err := emit("globals.sql", bytes.NewReader(globals)); err != nil {
+			return nil, err
+		}
+		return map[string]json.RawMessage{"source": json.RawMessage(`{"engine":"postgresql"}`)}, nil
+	}
+	failing := func(ctx context.Context, emit func(string, io.Reader) error) (map[string]json.RawMessage, error) {
+		if err := emit("db.dump", bytes.NewReader(dump[:1000])); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("pg_dump exited with status 1")
+	}
+	tests := []struct {
+		name    string
+		produce StreamFunc
+		wantErr bool
+	}{
+		{"two streams", ok, false},
+		{"producer fails halfway", failing, true},
+		{"bad name", func(ctx context.Context, emit func(string, io.Reader) error) (map[string]json.RawMessage, error) {
+			return nil, emit("a/b", bytes.NewReader(nil))
+		}, true},
+		{"no streams", func(ctx context.Context, emit func(string, io.Reader) error) (map[string]json.RawMessage, error) {
+			return nil, nil
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := testRepo(t)
+			res, err := New(r, Options{}).BackupStreams(context.Background(), Streams{Source: "postgresql", Paths: []string{"pg://localhost/inv"}, Produce: tt.produce})
+			snaps, lerr := r.Snapshots(context.Background())
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if len(snaps) != 0 {
+					t.Fatalf("a failed stream backup left %d snapshots", len(snaps))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snaps) != 1 || string(res.Snapshot.Meta["source"]) != `{"engine":"postgresql"}` || res.Snapshot.Paths[0] != "pg://localhost/inv" {
+				t.Fatalf("snapshot: %+v", res.Snapshot)
+			}
+			got := map[string][]byte{}
+			readBack(t, r, res.Snapshot.Tree, "", got)
+			if !bytes.Equal(got["/db.dump"], dump) || !bytes.Equal(got["/globals.sql"], globals) {
+				t.Fatal("streams differ")
+			}
+		})
 	}
 }

@@ -52,6 +52,10 @@ type Snapshot struct {
 	Program  string    `json:"program"`
 	Summary  Summary   `json:"summary"`
 	Catalog  *ID       `json:"catalog,omitempty"`
+	// Meta holds what a source recorded about itself (a database's
+	// server version, size and per-table row counts under "source", say).
+	// The repository stores it and knows nothing of its contents.
+	Meta map[string]json.RawMessage `json:"meta,omitempty"`
 
 	// ID is the snapshot file's name; not stored.
 	ID ID `json:"-"`

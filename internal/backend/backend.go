@@ -29,11 +29,12 @@ const (
 	LockFile     FileType = "locks"     // writer announcements with heartbeats
 	PendingFile  FileType = "pending"   // prune marks awaiting their grace window
 	DictFile     FileType = "dicts"     // compression dictionaries
+	CopiesFile   FileType = "copies"    // the copy list (package replica)
 )
 
 // AllFileTypes lists every file type, in the order a copy should be made
 // (data before the files that refer to it).
-var AllFileTypes = []FileType{ConfigFile, KeyFile, DictFile, PackFile, IndexFile, SnapshotFile, PendingFile, LockFile}
+var AllFileTypes = []FileType{ConfigFile, KeyFile, DictFile, PackFile, IndexFile, SnapshotFile, PendingFile, CopiesFile, LockFile}
 
 // Handle names one file in a backend.
 type Handle struct {

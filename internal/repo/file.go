@@ -32,6 +32,7 @@ const (
 	KindPending  FileKind = 4
 	KindCatalog  FileKind = 5
 	KindDict     FileKind = 6
+	KindCopies   FileKind = 7
 )
 
 func (k FileKind) String() string {
@@ -48,6 +49,8 @@ func (k FileKind) String() string {
 		return "catalog"
 	case KindDict:
 		return "dictionary"
+	case KindCopies:
+		return "copy list"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -86,6 +86,16 @@ func (idx *Index) Lookup(id ID) (IndexEntry, bool) {
 	return idx.search(id)
 }
 
+// offsetIn returns the offset of blob id in pack, if the index places a
+// blob of that sealed length there.
+func (idx *Index) offsetIn(pack, id ID, length int) (int64, bool) {
+	e, ok := idx.Lookup(id)
+	if !ok || int(e.Length) != length || idx.PackOf(e).ID != pack {
+		return 0, false
+	}
+	return int64(e.Offset), true
+}
+
 // Has reports whether a blob is indexed.
 func (idx *Index) Has(id ID) bool { _, ok := idx.Lookup(id); return ok }
 

@@ -405,8 +405,20 @@ func (r *Repository) sealer(epoch uint32, salt [crypto.SaltSize]byte) (*crypto.S
 }
 
 // OpenBlob decrypts, decompresses and verifies one sealed blob read from
-// pack p. The plaintext is appended to buf[:0].
+// pack p. The plaintext is appended to buf[:0]. When the blob fails
+// verification and the backend holds other copies (RangeHealer), the
+// blob is read again from a copy whose pack is intact.
 func (r *Repository) OpenBlob(p PackInfo, t BlobType, flags uint8, id ID, sealed, buf []byte) ([]byte, error) {
+	plain, err := r.openBlob(p, t, flags, id, sealed, buf)
+	if err != nil && errors.Is(err, ErrDamaged) {
+		if healed, ok := r.heal(p, t, flags, id, len(sealed), buf); ok {
+			return healed, nil
+		}
+	}
+	return plain, err
+}
+
+func (r *Repository) openBlob(p PackInfo, t BlobType, flags uint8, id ID, sealed, buf []byte) ([]byte, error) {
 	s, k, err := r.sealer(p.Epoch, p.Salt)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -59,9 +60,10 @@ type Backend struct {
 
 var _ backend.Backend = (*Backend)(nil)
 
-// dirs lists the per-type directories below the root.
-var dirs = []backend.FileType{backend.KeyFile, backend.PackFile, backend.IndexFile,
-	backend.SnapshotFile, backend.LockFile, backend.PendingFile, backend.DictFile}
+// dirs lists the per-type directories below the root: one per type of
+// backend.AllFileTypes but config. A directory missing in an older
+// repository is created by the first Save of its type.
+var dirs = slices.DeleteFunc(slices.Clone(backend.AllFileTypes), func(t backend.FileType) bool { return t == backend.ConfigFile })
 
 // Create makes the repository layout at path (creating path itself if
 // needed) and returns a backend for it. It refuses, with an error matching

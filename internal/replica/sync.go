@@ -1,0 +1,449 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/einvault/einvault/internal/backend"
+)
+
+// SyncOrder returns the file types in the order a sync copies them: key
+// files, then config (a copy without config is no repository, so it
+// becomes one only once its keys are there), then every other type of
+// backend.AllFileTypes in its order (data before what refers to it).
+// Locks belong to the processes of one copy and are never copied.
+func SyncOrder() []backend.FileType {
+	out := []backend.FileType{backend.KeyFile, backend.ConfigFile}
+	for _, t := range backend.AllFileTypes {
+		if t != backend.KeyFile && t != backend.ConfigFile && t != backend.LockFile {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// neverDeleted are types a sync never removes from a copy: the config,
+// compression dictionaries (blobs of any age may use them) and locks.
+func neverDeleted(t backend.FileType) bool {
+	return t == backend.ConfigFile || t == backend.DictFile || t == backend.LockFile
+}
+
+// SyncOptions tune SyncTo.
+type SyncOptions struct {
+	// Workers is the number of parallel transfers (default 4).
+	Workers int
+	// Mirror makes the destination equal to the first source: files the
+	// first source lacks are removed from the destination, after every
+	// addition, in the reverse of SyncOrder. Without Mirror the sync only
+	// adds (the destination gets the union of all sources). The caller
+	// sets Mirror only when the first source holds every write made to
+	// any copy (no copy is marked Behind) and the destination is not
+	// immutable.
+	Mirror bool
+	// VerifyExisting re-reads every file the destination already holds and
+	// replaces those that do not hash to their name (repair).
+	VerifyExisting bool
+	// CheckKeys is called when the destination's key files differ from the
+	// first source's; it must return nil only when the repository's
+	// password opens the destination's key files.
+	CheckKeys func(ctx context.Context, dst Member) error
+	// Progress is called after every file.
+	Progress func(Progress)
+	Logger   *slog.Logger
+}
+
+// Progress reports a running sync.
+type Progress struct {
+	Copy       string           `json:"copy"`
+	Phase      backend.FileType `json:"phase"`
+	FilesDone  int64            `json:"files_done"`
+	FilesTotal int64            `json:"files_total"`
+	BytesDone  int64            `json:"bytes_done"`
+	BytesTotal int64            `json:"bytes_total"`
+}
+
+// Problem is one file a sync could not handle as it should.
+type Problem struct {
+	File   string `json:"file"`
+	Source string `json:"source,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Result summarises a sync to one copy.
+type Result struct {
+	Copy        string    `json:"copy"`
+	Copied      int       `json:"files_copied"`
+	CopiedBytes int64     `json:"bytes_copied"`
+	Replaced    int       `json:"files_replaced"` // damaged files rewritten
+	Deleted     int       `json:"files_deleted"`
+	Verified    int       `json:"files_verified"` // with VerifyExisting
+	Rejected    []Problem `json:"rejected,omitempty"`
+	Unavailable []Problem `json:"unavailable,omitempty"` // no source held a valid version
+	Complete    bool      `json:"complete"`
+}
+
+// ErrIncompatible is matched when the destination holds another
+// repository or its key files do not open with the password.
+var ErrIncompatible = errors.New("copy is not the same repository")
+
+type listing map[backend.FileType]map[string]int64
+
+func listAll(ctx context.Context, be backend.Backend, types []backend.FileType) (listing, error) {
+	l := listing{}
+	for _, t := range types {
+		m := map[string]int64{}
+		err := be.List(ctx, t, func(fi backend.FileInfo) error {
+			if t == backend.ConfigFile || IsID(fi.Name) {
+				m[fi.Name] = fi.Size
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", t, err)
+		}
+		if t == backend.ConfigFile && len(m) == 0 {
+			// Backends list config as one file; accept a Stat too.
+			if fi, err := be.Stat(ctx, backend.Handle{Type: backend.ConfigFile, Name: "config"}); err == nil {
+				m["config"] = fi.Size
+			}
+		}
+		l[t] = m
+	}
+	return l, nil
+}
+
+type srcListing struct {
+	m Member
+	l listing
+}
+
+// SyncTo brings dst up to date from sources (in order of preference; the
+// first is the authority for Mirror). Every file is verified on arrival:
+// a source version whose bytes do not hash to the name is rejected and
+// the next source tried. Each type is complete and durable before the
+// next begins, so an interrupted sync leaves the destination consistent
+// (at worst with files nothing refers to yet), and running it again
+// continues where it stopped. A source that cannot be listed is skipped;
+// the first must be listable.
+func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions) (*Result, error) {
+	if len(sources) == 0 {
+		return nil, errors.New("sync: no source")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	res := &Result{Copy: dst.Name}
+	types := SyncOrder()
+	var srcs []srcListing
+	for i, s := range sources {
+		l, err := listAll(ctx, s.Backend, types)
+		if err != nil {
+			if i == 0 {
+				return res, fmt.Errorf("copy %q: %w", s.Name, err)
+			}
+			opts.Logger.Warn("sync: skipping an unreadable source", "copy", s.Name, "err", err)
+			continue
+		}
+		srcs = append(srcs, srcListing{s, l})
+	}
+	dl, err := listAll(ctx, dst.Backend, types)
+	if err != nil {
+		return res, fmt.Errorf("copy %q: %w", dst.Name, err)
+	}
+	if err := compatible(ctx, srcs[0], dst, dl, opts); err != nil {
+		return res, err
+	}
+
+	// Plan: per type, the files to copy.
+	type job struct {
+		h       backend.Handle
+		size    int64
+		replace bool
+	}
+	plan := map[backend.FileType][]job{}
+	var totalFiles, totalBytes int64
+	for _, t := range types {
+		want := map[string]int64{}
+		for k, s := range srcs {
+			if opts.Mirror && k > 0 {
+				break
+			}
+			for n, sz := range s.l[t] {
+				if _, ok := want[n]; !ok {
+					want[n] = sz
+				}
+			}
+		}
+		if t == backend.ConfigFile {
+			if _, ok := dl[t]["config"]; ok {
+				continue // checked equal by compatible
+			}
+		}
+		names := make([]string, 0, len(want))
+		for n := range want {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			sz := want[n]
+			have, ok := dl[t][n]
+			switch {
+			case !ok:
+				plan[t] = append(plan[t], job{h: backend.Handle{Type: t, Name: n}, size: sz})
+			case have != sz || opts.VerifyExisting:
+				// A size that differs from the source's, or (repair) any
+				// file, is verified and replaced when damaged.
+				plan[t] = append(plan[t], job{h: backend.Handle{Type: t, Name: n}, size: sz, replace: true})
+			default:
+				continue
+			}
+			totalFiles++
+			totalBytes += sz
+		}
+	}
+
+	var filesDone, bytesDone atomic.Int64
+	var mu sync.Mutex
+	report := func(t backend.FileType) {
+		if opts.Progress != nil {
+			opts.Progress(Progress{Copy: dst.Name, Phase: t, FilesDone: filesDone.Load(), FilesTotal: totalFiles, BytesDone: bytesDone.Load(), BytesTotal: totalBytes})
+		}
+	}
+	for _, t := range types {
+		jobs := plan[t]
+		if len(jobs) == 0 {
+			continue
+		}
+		tctx, cancel := context.WithCancel(ctx)
+		work := make(chan job)
+		var wg sync.WaitGroup
+		var firstErr error
+		for w := 0; w < opts.Workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range work {
+					var done bool
+					var err error
+					if j.replace {
+						done, err = repairOne(tctx, srcs, dst, j.h, res, &mu)
+					} else {
+						done, err = copyOne(tctx, srcs, dst, j.h, j.size, res, &mu)
+					}
+					if err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						cancel()
+						continue
+					}
+					filesDone.Add(1)
+					bytesDone.Add(j.size)
+					if done {
+						mu.Lock()
+						if j.replace {
+							res.Replaced++
+						} else {
+							res.Copied++
+						}
+						res.CopiedBytes += j.size
+						mu.Unlock()
+					}
+					report(t)
+				}
+			}()
+		}
+	feed:
+		for _, j := range jobs {
+			select {
+			case work <- j:
+			case <-tctx.Done():
+				break feed
+			}
+		}
+		close(work)
+		wg.Wait()
+		cancel()
+		if firstErr != nil {
+			return res, fmt.Errorf("copy %q: %w", dst.Name, firstErr)
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		// A type is only complete when all of it arrived: never write
+		// what refers to data (index, snapshots) past a gap.
+		if len(res.Unavailable) > 0 && t == backend.PackFile {
+			return res, fmt.Errorf("copy %q: %d file(s) have no valid version in any source (first: %s: %s); nothing that refers to data was copied: run 'einvault repair' or 'einvault check --all-copies'",
+				dst.Name, len(res.Unavailable), res.Unavailable[0].File, res.Unavailable[0].Reason)
+		}
+	}
+	if opts.Mirror {
+		if err := mirrorDeletes(ctx, srcs[0], dst, dl, res); err != nil {
+			return res, err
+		}
+	}
+	res.Complete = len(res.Unavailable) == 0
+	return res, nil
+}
+
+// compatible refuses a destination that holds another repository (config
+// differs) or whose key files the password does not open.
+func compatible(ctx context.Context, src srcListing, dst Member, dl listing, opts SyncOptions) error {
+	if _, ok := dl[backend.ConfigFile]["config"]; !ok {
+		if len(dl[backend.KeyFile]) > 0 && opts.CheckKeys != nil {
+			return checkKeys(ctx, dst, opts)
+		}
+		return nil // a new copy
+	}
+	a, err := backend.LoadAll(ctx, src.m.Backend, backend.Handle{Type: backend.ConfigFile, Name: "config"})
+	if err != nil {
+		return fmt.Errorf("copy %q: read config: %w", src.m.Name, err)
+	}
+	b, err := backend.LoadAll(ctx, dst.Backend, backend.Handle{Type: backend.ConfigFile, Name: "config"})
+	if err != nil {
+		return fmt.Errorf("copy %q: read config: %w", dst.Name, err)
+	}
+	if string(a) != string(b) {
+		return fmt.Errorf("%w: copy %q holds a different repository (its config differs from copy %q's); remove it with 'einvault copies remove %s' or point it at an empty location", ErrIncompatible, dst.Name, src.m.Name, dst.Name)
+	}
+	if opts.CheckKeys == nil {
+		return nil
+	}
+	sk, dk := src.l[backend.KeyFile], dl[backend.KeyFile]
+	same := len(sk) == len(dk)
+	for n := range sk {
+		if _, ok := dk[n]; !ok {
+			same = false
+		}
+	}
+	if same {
+		return nil
+	}
+	return checkKeys(ctx, dst, opts)
+}
+
+func checkKeys(ctx context.Context, dst Member, opts SyncOptions) error {
+	if err := opts.CheckKeys(ctx, dst); err != nil {
+		return fmt.Errorf("%w: copy %q: its key files differ and the password does not open them (was the password changed only there? change it back there, or 'einvault copies remove %s'): %s", ErrIncompatible, dst.Name, dst.Name, oneLine(err))
+	}
+	return nil
+}
+
+// copyOne copies h to dst from the first source that holds a version
+// that hashes to its name. It returns false when no source did (the file
+// is listed in res.Unavailable) and an error when the destination fails.
+func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handle, size int64, res *Result, mu *sync.Mutex) (bool, error) {
+	var reasons []string
+	for _, s := range srcs {
+		sz, ok := s.l[h.Type][h.Name]
+		if !ok {
+			continue
+		}
+		rd, err := s.m.Backend.Load(ctx, h, 0, 0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			reasons = append(reasons, fmt.Sprintf("copy %q: %s", s.m.Name, oneLine(err)))
+			continue
+		}
+		vr := newVerifyingReader(rd, h.Name, sz)
+		err = dst.Backend.Save(ctx, h, vr, sz)
+		_ = rd.Close()
+		if err == nil {
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if errors.Is(err, ErrMismatch) || vr.n < sz {
+			// The source's bytes were bad (or its read failed): nothing
+			// was stored; try the next source.
+			mu.Lock()
+			res.Rejected = append(res.Rejected, Problem{File: h.String(), Source: s.m.Name, Reason: oneLine(err)})
+			mu.Unlock()
+			reasons = append(reasons, fmt.Sprintf("copy %q: %s", s.m.Name, oneLine(err)))
+			continue
+		}
+		return false, fmt.Errorf("save %v: %w", h, err)
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, "no source lists it any more")
+		if h.Type != backend.PackFile {
+			// Removed from the source meanwhile (superseded index, a
+			// forgotten snapshot): nothing to do.
+			return false, nil
+		}
+	}
+	mu.Lock()
+	res.Unavailable = append(res.Unavailable, Problem{File: h.String(), Reason: fmt.Sprint(reasons)})
+	mu.Unlock()
+	return false, nil
+}
+
+// repairOne verifies dst's version of h and replaces it when damaged.
+func repairOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handle, res *Result, mu *sync.Mutex) (bool, error) {
+	data, err := backend.LoadAll(ctx, dst.Backend, h)
+	if err == nil && hashOK(h.Name, data) {
+		if h.Type == backend.ConfigFile {
+			return false, nil
+		}
+		mu.Lock()
+		res.Verified++
+		mu.Unlock()
+		return false, nil
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	var sz int64
+	for _, s := range srcs {
+		if v, ok := s.l[h.Type][h.Name]; ok {
+			sz = v
+			break
+		}
+	}
+	return copyOne(ctx, srcs, dst, h, sz, res, mu)
+}
+
+// mirrorDeletes removes from dst what the authority lacks, in the reverse
+// of SyncOrder (snapshots before the index before packs), so the copy
+// never refers to data it no longer holds.
+func mirrorDeletes(ctx context.Context, auth srcListing, dst Member, dl listing, res *Result) error {
+	types := slices.Clone(SyncOrder())
+	slices.Reverse(types)
+	for _, t := range types {
+		if neverDeleted(t) {
+			continue
+		}
+		if t == backend.KeyFile && len(auth.l[t]) == 0 {
+			continue // never leave a copy without keys
+		}
+		var names []string
+		for n := range dl[t] {
+			if _, ok := auth.l[t][n]; !ok {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			err := dst.Backend.Remove(ctx, backend.Handle{Type: t, Name: n})
+			if err != nil && !errors.Is(err, backend.ErrNotExist) {
+				return fmt.Errorf("copy %q: remove %s/%s: %w", dst.Name, t, n, err)
+			}
+			res.Deleted++
+		}
+	}
+	return nil
+}

@@ -6,7 +6,11 @@
 // snapshots; the catalog package records what it finds.
 package invoice
 
-import "strings"
+import (
+	"fmt"
+	"math/big"
+	"strings"
+)
 
 // Format names the schema an invoice was recognised as.
 type Format string
@@ -78,4 +82,46 @@ type Invoice struct {
 // across sellers.
 func (inv *Invoice) Key() string {
 	return strings.Join([]string{inv.SellerTaxCode, inv.Form, inv.Series, inv.Number}, "/")
+}
+
+// Amount parses a decimal amount as written in an invoice ("1436.50",
+// "-12", "1e3" is refused) into an exact rational number.
+func Amount(s string) (*big.Rat, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.ContainsAny(s, "eE/") {
+		return nil, fmt.Errorf("invoice: %q is not a decimal amount", s)
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return nil, fmt.Errorf("invoice: %q is not a decimal amount", s)
+	}
+	return r, nil
+}
+
+// rank orders statuses from best (0) to worst for Worse.
+var rank = map[SigStatus]int{
+	SigValid: 0, SigReformatted: 1, SigPending: 2, SigUnverified: 3, SigUnsigned: 4,
+	SigPartial: 5, SigUntrusted: 6, SigAltered: 7,
+}
+
+// Worse returns the worse of two statuses: altered > untrusted > partial >
+// unsigned > unverified > pending > reformatted > valid.
+func Worse(a, b SigStatus) SigStatus {
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// SigStatus is the invoice's overall signature verdict: the worst of its
+// signatures, or unsigned when it has none.
+func (inv *Invoice) SigStatus() SigStatus {
+	if len(inv.Signatures) == 0 {
+		return SigUnsigned
+	}
+	st := SigValid
+	for _, s := range inv.Signatures {
+		st = Worse(st, s.Status)
+	}
+	return st
 }

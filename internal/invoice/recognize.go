@@ -15,10 +15,10 @@ const sniffWindow = 8 << 10
 // contain) an invoice; anything else is not parsed at all.
 var rootNames = map[string]bool{
 	"HDon": true, "TDiep": true, // VN Circular 78
-	"invoice":  true, // VN Circular 32 (inv:invoice)
-	"EInvoice": true, // CN 数电票
-	"eInvoice": true, // CN VAT e-invoice (OFD attachment)
-	"xbrl":     true, // CN XBRL invoice attachment
+	"invoice":  true,                     // VN Circular 32 (inv:invoice)
+	"EInvoice": true,                     // CN 数电票
+	"eInvoice": true,                     // CN VAT e-invoice (OFD attachment)
+	"xbrl":     true,                     // CN XBRL invoice attachment
 	"Invoice":  true, "CreditNote": true, // UBL 2.1
 	"CrossIndustryInvoice": true, // CII
 }

@@ -74,22 +74,6 @@ func (n *node) walk(fn func(*node) bool) {
 	}
 }
 
-// find returns the first descendant (or n itself) with the local name.
-func (n *node) find(name string) *node {
-	var hit *node
-	n.walk(func(m *node) bool {
-		if hit != nil {
-			return false
-		}
-		if m.name == name {
-			hit = m
-			return false
-		}
-		return true
-	})
-	return hit
-}
-
 // findAll returns every descendant (or n) with the local name and
 // namespace ("" namespace matches any), not looking inside matches.
 func (n *node) findAll(space, name string) []*node {

@@ -113,11 +113,7 @@ func (f *flexValue) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &n); err != nil {
 			return err
 		}
-		s := n.String()
-		if strings.HasSuffix(s, ".0") {
-			s = strings.TrimSuffix(s, ".0")
-		}
-		*f = flexValue(s)
+		*f = flexValue(strings.TrimSuffix(n.String(), ".0"))
 	}
 	return nil
 }
@@ -270,4 +266,3 @@ func recordFromKey(key string) StatusRecord {
 	}
 	return newRecord(p[0], p[1], p[2], p[3])
 }
-

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/user"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/einvault/einvault/internal/archiver"
@@ -24,6 +25,7 @@ type backupOptions struct {
 	differential  bool
 	stdin         bool
 	stdinName     string
+	noSync        bool
 }
 
 func newBackupCmd(g *Globals) *cobra.Command {
@@ -37,6 +39,12 @@ Kinds: by default the backup is incremental: files whose size, mtime, ctime
 and inode match the latest snapshot of the same paths and host are not read
 again. --differential compares with the latest full backup instead, --full
 reads everything. Every snapshot restores on its own.
+
+When the repository has copies ('einvault copies'), every destination is
+checked first (reachable, writable, free space, clock); if this repository
+fails, the backup goes to the next healthy copy. Afterwards every reachable
+copy is brought up to date (--no-sync skips that). A failing copy makes the
+result degraded: exit code 4, one line per copy.
 
 Files that cannot be read are listed at the end; the backup still completes
 and exits with code 3.`,
@@ -59,6 +67,7 @@ and exits with code 3.`,
 	f.BoolVar(&o.differential, "differential", false, "compare with the latest full backup")
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.stdinName, "stdin-filename", "stdin", "file name for --stdin")
+	f.BoolVar(&o.noSync, "no-sync", false, "do not bring the repository's copies up to date afterwards")
 	return cmd
 }
 
@@ -91,10 +100,24 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 		return err
 	}
 	defer r.Close()
+	// With copies: pre-flight every destination, fail over to the next
+	// healthy copy when this one fails, sync afterwards.
+	bc, err := prepareBackupCopies(ctx, g, r)
+	if err != nil {
+		return err
+	}
+	if bc != nil {
+		defer bc.cs.close()
+		if bc.writer != nil {
+			defer bc.writer.Close()
+			r = bc.writer
+		}
+	}
 	unlock, err := announceBackup(ctx, r)
 	if err != nil {
 		return err
 	}
+	unlock = sync.OnceFunc(unlock)
 	defer unlock()
 	if err := r.LoadIndex(ctx); err != nil {
 		return fmt.Errorf("load index: %w (run 'einvault check')", err)
@@ -140,7 +163,14 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 	if err != nil {
 		return err
 	}
-	return reportBackup(g, res)
+	rerr := reportBackup(g, res)
+	if bc != nil {
+		unlock()
+		if err := bc.finish(ctx, g, o.noSync); err != nil {
+			return err
+		}
+	}
+	return rerr
 }
 
 func chooseParent(ctx context.Context, g *Globals, r *repo.Repository, o backupOptions, host string, paths []string, opts *archiver.Options) error {

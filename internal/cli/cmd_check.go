@@ -15,6 +15,7 @@ type checkOptions struct {
 	readData    bool
 	subset      string
 	storageOnly bool
+	allCopies   bool
 }
 
 func newCheckCmd(g *Globals) *cobra.Command {
@@ -40,13 +41,20 @@ Damage is reported per file, with the damaged blobs and the snapshot paths
 that cannot be restored intact. Unreferenced packs, leftover temporary files
 and pending deletions are information only.
 
+When the repository has copies, a missing or damaged file is read from the
+next copy (and reported) so that the check describes what can be restored;
+--all-copies instead checks every copy on its own and, with --read-data,
+records the result for the 3-2-1-1-0 verdict of 'einvault copies status'.
+Any copy can be checked without the password with -r COPY --storage-only.
+
 Exit status: 0 when nothing referenced is damaged (information only), 5 when
 anything referenced is damaged or missing.`,
 		Example: `  einvault check
   einvault check --read-data
   einvault check --read-data-subset 10%
   einvault check --read-data-subset 3/7 --json
-  einvault check --storage-only`,
+  einvault check --storage-only
+  einvault check --all-copies --read-data`,
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), g, o)
@@ -56,6 +64,7 @@ anything referenced is damaged or missing.`,
 	f.BoolVar(&o.readData, "read-data", false, "read and verify every pack")
 	f.StringVar(&o.subset, "read-data-subset", "", `read and verify a subset of packs: "N%" (random) or "n/N" (bucket n of N by pack ID)`)
 	f.BoolVar(&o.storageOnly, "storage-only", false, "without the password: verify only that stored files hash to their names")
+	f.BoolVar(&o.allCopies, "all-copies", false, "verify every copy of the repository on its own (records the result for 'copies status')")
 	return cmd
 }
 
@@ -76,6 +85,9 @@ func runCheck(ctx context.Context, g *Globals, o checkOptions) error {
 	prog := newCheckProgress(g)
 	opts.Phase, opts.Progress = prog.phase, prog.update
 
+	if o.allCopies {
+		return runCheckAllCopies(ctx, g, o, opts)
+	}
 	var rep *checker.Report
 	if o.storageOnly {
 		be, err := g.OpenBackend(ctx, false)
@@ -94,6 +106,11 @@ func runCheck(ctx context.Context, g *Globals, o checkOptions) error {
 			return err
 		}
 		defer r.Close()
+		set, err := g.openRepoHealing(ctx, r)
+		if err != nil {
+			return err
+		}
+		defer reportHealing(g, set)
 		rep, err = checker.Check(ctx, r, opts)
 		prog.finish()
 		if err != nil {

@@ -22,11 +22,12 @@ ls' shows it. Damaged data ends the output with exit code 5.`,
 		Args: argsRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.OpenRepoForRestore(ctx)
+			r, set, err := g.openRepoForRestoreHealing(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
+			defer reportHealing(g, set)
 			snap, _, err := g.FindSnapshot(ctx, r, args[0], filter.Filter())
 			if err != nil {
 				return err

@@ -49,6 +49,12 @@ all of its data has been read and verified, so an interrupted or failed
 restore never leaves a file with wrong content under its real name.
 The restore refuses to write through symbolic links found in the target.
 
+When the repository has copies, every pack is read from the first copy
+that holds a valid version (local copies first, then by order); a missing or
+damaged pack is read from the next copy, each event is reported on stderr,
+and the restore succeeds. Before writing, the free space at the target is
+checked against the snapshot's size.
+
 Damaged or missing repository data does not stop the restore: everything
 else is restored, the damaged files are left out and listed, and the exit
 code is 5. --verify re-reads every restored file and compares it with the
@@ -85,7 +91,7 @@ func runRestore(ctx context.Context, g *Globals, o restoreOptions, ref string) e
 	if o.workers < 0 {
 		return usageError("--workers must be positive")
 	}
-	r, err := g.OpenRepoForRestore(ctx)
+	r, set, err := g.openRepoForRestoreHealing(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,6 +100,12 @@ func runRestore(ctx context.Context, g *Globals, o restoreOptions, ref string) e
 	if err != nil {
 		return err
 	}
+	if sub == "" && len(o.includes) == 0 {
+		if err := checkTargetSpace(o.target, snap.Summary.TotalBytes); err != nil {
+			return err
+		}
+	}
+	defer reportHealing(g, set)
 	opts := restorer.Options{Include: o.includes, Exclude: o.excludes, Overwrite: o.overwrite, VerifyAfter: o.verify, Workers: o.workers}
 	bar := g.newByteBar("restoring")
 	if bar != nil || (g.JSON && !g.Quiet) {

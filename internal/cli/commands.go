@@ -19,6 +19,9 @@ func commands(g *Globals) []*cobra.Command {
 		newUnlockCmd(g),
 		newKeyCmd(g),
 		newStatsCmd(g),
+		newCopiesCmd(g),
+		newSyncCmd(g),
+		newRepairCmd(g),
 		newVersionCmd(g),
 		newCorpusCmd(),
 	}

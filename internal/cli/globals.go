@@ -97,6 +97,9 @@ type Globals struct {
 	// stderrTerminal is true when progress bars may be drawn.
 	stderrTerminal bool
 	log            *slog.Logger
+	// password is kept once read, so that opening the copies of a
+	// repository does not ask again.
+	password []byte
 }
 
 // Logger returns the process logger (stderr, level from -v/-q).
@@ -176,6 +179,17 @@ func (g *Globals) OpenBackend(ctx context.Context, create bool) (backend.Backend
 // Password reads the repository password: --password-file,
 // EINVAULT_PASSWORD_FILE, EINVAULT_PASSWORD, or a prompt on a terminal.
 func (g *Globals) Password(prompt string) ([]byte, error) {
+	if g.password != nil {
+		return g.password, nil
+	}
+	pw, err := g.readPassword(prompt)
+	if err == nil {
+		g.password = pw
+	}
+	return pw, err
+}
+
+func (g *Globals) readPassword(prompt string) ([]byte, error) {
 	file := g.PasswordFile
 	if file == "" {
 		file = g.Getenv("EINVAULT_PASSWORD_FILE")
@@ -238,9 +252,18 @@ func (g *Globals) OpenRepoIndexed(ctx context.Context) (*repo.Repository, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := g.loadIndex(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// loadIndex loads the index of r; damaged index files are worked around
+// by reading the headers of the packs they listed.
+func (g *Globals) loadIndex(ctx context.Context, r *repo.Repository) error {
 	if err := r.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
-			return nil, fmt.Errorf("load index: %w (run 'einvault check')", err)
+			return fmt.Errorf("load index: %w (run 'einvault check')", err)
 		}
 		// Damaged index files must not stop a restore of intact data:
 		// find the packs they listed from the packs' own headers.
@@ -251,7 +274,7 @@ func (g *Globals) OpenRepoIndexed(ctx context.Context) (*repo.Repository, error)
 		}
 		g.log.Info("recovered index entries from pack headers", "packs", n)
 	}
-	return r, nil
+	return nil
 }
 
 // SnapshotFilterFlags are the --host/--tag/--path filters.

@@ -211,6 +211,14 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 		}
 	}
 
+	if sr, ok := find[backend.SpaceReporter](dst.Backend); ok && totalBytes > 0 {
+		if free, err := sr.FreeSpace(ctx); err == nil {
+			if need := totalBytes + 16<<20 + totalBytes/20; free < need {
+				return res, fmt.Errorf("copy %q (%s): %w: %s free, %s to copy plus margin: free space there or move the copy, then run 'einvault sync'",
+					dst.Name, dst.Location, ErrNoSpace, FormatBytes(free), FormatBytes(need))
+			}
+		}
+	}
 	var filesDone, bytesDone atomic.Int64
 	var mu sync.Mutex
 	report := func(t backend.FileType) {
@@ -446,4 +454,18 @@ func mirrorDeletes(ctx context.Context, auth srcListing, dst Member, dl listing,
 		}
 	}
 	return nil
+}
+
+// CopyFile copies one file from src to dst, verifying it on arrival.
+func CopyFile(ctx context.Context, src, dst Member, h backend.Handle) error {
+	fi, err := src.Backend.Stat(ctx, h)
+	if err != nil {
+		return err
+	}
+	rd, err := src.Backend.Load(ctx, h, 0, 0)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	return dst.Backend.Save(ctx, h, newVerifyingReader(rd, h.Name, fi.Size), fi.Size)
 }

@@ -242,6 +242,11 @@ func (r *Repository) Config() Config { return r.cfg }
 // Backend returns the storage the repository lives in.
 func (r *Repository) Backend() backend.Backend { return r.be }
 
+// UseBackend replaces the storage the repository reads from with another
+// view of the same repository, such as a replica.Set over all its copies.
+// Call it right after Open, before loading the index.
+func (r *Repository) UseBackend(be backend.Backend) { r.be = be }
+
 // Index returns the in-memory index (load it with LoadIndex first).
 func (r *Repository) Index() *Index { return r.idx }
 

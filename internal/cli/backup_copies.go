@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/einvault/einvault/internal/replica"
+	"github.com/einvault/einvault/internal/repo"
+)
+
+// backupCopies is the copy handling of one backup: pre-flight of every
+// destination, fail-over when the repository given with -r fails it, and
+// the sync afterwards.
+type backupCopies struct {
+	cs       *copySet
+	writer   *repo.Repository // nil: the -r repository
+	failures []copyOutcome
+}
+
+// estimateUpload guesses what a backup will add: the most any of the last
+// ten snapshots stored.
+func estimateUpload(ctx context.Context, r *repo.Repository) int64 {
+	snaps, _ := r.Snapshots(ctx)
+	var most int64
+	for i := len(snaps) - 1; i >= 0 && i >= len(snaps)-10; i-- {
+		n := int64(snaps[i].Summary.BytesStored)
+		if n == 0 {
+			n = int64(snaps[i].Summary.BytesAdded)
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// prepareBackupCopies runs the pre-flight. It returns nil when the
+// repository has no copies.
+func prepareBackupCopies(ctx context.Context, g *Globals, r *repo.Repository) (*backupCopies, error) {
+	cs0, err := g.loadCopySet(ctx, r, false, false)
+	if err != nil || !cs0.hasCopies() {
+		return nil, err
+	}
+	cs, err := g.loadCopySet(ctx, r, true, true)
+	if err != nil {
+		return nil, err
+	}
+	if cs.pw, err = g.Password("Repository password: "); err != nil {
+		return nil, err
+	}
+	bc := &backupCopies{cs: cs}
+	for _, f := range cs.failed {
+		bc.failures = append(bc.failures, copyOutcome{Copy: f.Copy, Error: f.Error})
+	}
+	probes := replica.PreflightAll(ctx, cs.members, replica.PreflightOptions{Write: true, Need: estimateUpload(ctx, r)})
+	for i, p := range probes {
+		if !p.OK() {
+			bc.failures = append(bc.failures, copyOutcome{Copy: p.Copy, Error: p.Error})
+			g.Warnf("pre-flight: %s\n", p.Error)
+			cs.update(cs.members[i].Name, func(c *replica.Copy) { c.Behind = true })
+		}
+	}
+	if probes[0].OK() {
+		return bc, nil
+	}
+	// The -r repository failed: write to the next healthy copy in order.
+	order := cs.members[1:]
+	for _, m := range replica.ReadOrder(order) {
+		ok := false
+		for i, p := range probes {
+			if cs.members[i].Name == m.Name && p.OK() {
+				ok = true
+			}
+		}
+		if !ok {
+			continue
+		}
+		w, err := repo.Open(ctx, m.Backend, cs.pw, g.repoOptions())
+		if err != nil {
+			bc.failures = append(bc.failures, copyOutcome{Copy: m.Name, Error: fmt.Sprintf("copy %q: %s", m.Name, oneLine(err))})
+			continue
+		}
+		g.Warnf("backup goes to copy %q instead; copy %q will be caught up by the next sync or backup\n", m.Name, cs.members[0].Name)
+		bc.writer = w
+		// From here on the writer is "self" for the sync.
+		var rest []replica.Member
+		for _, x := range cs.members {
+			if x.Name != m.Name {
+				rest = append(rest, x)
+			}
+		}
+		cs.members = append([]replica.Member{m}, rest...)
+		cs.r = w
+		cs.self = cs.list.Find(m.Name)
+		return bc, nil
+	}
+	return nil, WithExit(ExitDegraded, fmt.Errorf("no copy passed the pre-flight check (first: %s)", probes[0].Error))
+}
+
+// finish syncs the new snapshot to the copies (unless noSync) and
+// reports every failing copy in one line; the error is the degraded exit.
+func (bc *backupCopies) finish(ctx context.Context, g *Globals, noSync bool) error {
+	outs := bc.failures
+	if !noSync {
+		for _, o := range syncCopies(ctx, g, bc.cs, syncRun{additive: true, workers: 4}) {
+			dup := false
+			for _, f := range outs {
+				if f.Copy == o.Copy && !o.OK {
+					dup = true
+				}
+			}
+			if !dup {
+				outs = append(outs, o)
+			}
+		}
+	} else if err := bc.cs.save(ctx, g, nil); err != nil {
+		g.Warnf("warning: %v\n", err)
+	}
+	failed := 0
+	for _, o := range outs {
+		if !o.OK {
+			failed++
+			g.Warnf("degraded: %s\n", o.Error)
+		}
+	}
+	if g.JSON {
+		_ = writeJSONLine(g.Stdout, map[string]any{"message_type": "copies", "copies": outs})
+	}
+	if failed > 0 {
+		return WithExit(ExitDegraded, fmt.Errorf("backup %w: saved, but %d copy(ies) failed (each named above); run 'einvault sync' when they are back", errDegraded, failed))
+	}
+	return nil
+}

@@ -80,6 +80,7 @@ func syncCopies(ctx context.Context, g *Globals, cs *copySet, o syncRun) []copyO
 		srcs := replica.ReadOrder(healthy)
 		ro := opts
 		ro.VerifyExisting = o.repair
+		ro.Union = true
 		res, err := replica.SyncTo(ctx, srcs, self, ro)
 		oc := copyOutcome{Copy: self.Name, Result: res, OK: err == nil && res.Complete}
 		if err != nil {
@@ -100,6 +101,7 @@ func syncCopies(ctx context.Context, g *Globals, cs *copySet, o syncRun) []copyO
 		so := opts
 		so.Mirror = !o.additive && !o.repair && !selfBehind && !m.Immutable
 		so.VerifyExisting = o.repair
+		so.Union = o.repair
 		srcs := append([]replica.Member{self}, replica.ReadOrder(others(healthy, m.Name))...)
 		res, err := replica.SyncTo(ctx, srcs, m, so)
 		oc := copyOutcome{Copy: m.Name, Result: res}

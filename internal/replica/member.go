@@ -93,6 +93,7 @@ type verifyingReader struct {
 	want string // "" skips the hash check
 	size int64
 	n    int64
+	err  error // the error this reader returned, if any (not EOF)
 }
 
 func newVerifyingReader(rd io.Reader, name string, size int64) *verifyingReader {
@@ -104,6 +105,14 @@ func newVerifyingReader(rd io.Reader, name string, size int64) *verifyingReader 
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.read(p)
+	if err != nil && err != io.EOF {
+		v.err = err
+	}
+	return n, err
+}
+
+func (v *verifyingReader) read(p []byte) (int, error) {
 	if v.n >= v.size {
 		// Anything beyond the expected size is an error, not data.
 		var one [1]byte

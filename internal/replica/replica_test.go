@@ -136,7 +136,7 @@ func TestSyncRejectsCorruptSource(t *testing.T) {
 	}
 	equalFiles(t, b, c)
 	// Repair a from b.
-	res, err = SyncTo(ctx, []Member{member("b", b, 1)}, member("a", a, 0), SyncOptions{VerifyExisting: true})
+	res, err = SyncTo(ctx, []Member{member("b", b, 1)}, member("a", a, 0), SyncOptions{VerifyExisting: true, Union: true})
 	if err != nil || res.Replaced != 1 {
 		t.Fatalf("repair: %+v %v", res, err)
 	}

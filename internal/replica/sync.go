@@ -46,6 +46,13 @@ type SyncOptions struct {
 	// any copy (no copy is marked Behind) and the destination is not
 	// immutable.
 	Mirror bool
+	// Union makes the destination hold every file any source holds
+	// (catching up a copy that missed writes, repair). Without it the
+	// first source decides what the destination should hold and the
+	// others only stand in for damaged or missing versions. Key files are
+	// never taken from other sources than the first: a copy whose
+	// password was changed must not spread its keys.
+	Union bool
 	// VerifyExisting re-reads every file the destination already holds and
 	// replaces those that do not hash to their name (repair).
 	VerifyExisting bool
@@ -174,7 +181,7 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 	for _, t := range types {
 		want := map[string]int64{}
 		for k, s := range srcs {
-			if opts.Mirror && k > 0 {
+			if k > 0 && (!opts.Union || t == backend.KeyFile) {
 				break
 			}
 			for n, sz := range s.l[t] {
@@ -375,7 +382,7 @@ func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handl
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		if errors.Is(err, ErrMismatch) || vr.n < sz {
+		if vr.err != nil {
 			// The source's bytes were bad (or its read failed): nothing
 			// was stored; try the next source.
 			mu.Lock()

@@ -15,6 +15,7 @@ type backupCopies struct {
 	cs       *copySet
 	writer   *repo.Repository // nil: the -r repository
 	failures []copyOutcome
+	probed   map[string]string // pre-flight errors by copy name
 }
 
 // estimateUpload guesses what a backup will add: the most any of the last
@@ -51,7 +52,9 @@ func prepareBackupCopies(ctx context.Context, g *Globals, r *repo.Repository) (*
 		bc.failures = append(bc.failures, copyOutcome{Copy: f.Copy, Error: f.Error})
 	}
 	probes := replica.PreflightAll(ctx, cs.members, replica.PreflightOptions{Write: true, Need: estimateUpload(ctx, r)})
+	bc.probed = map[string]string{}
 	for i, p := range probes {
+		bc.probed[p.Copy] = p.Error
 		if !p.OK() {
 			bc.failures = append(bc.failures, copyOutcome{Copy: p.Copy, Error: p.Error})
 			g.Warnf("pre-flight: %s\n", p.Error)
@@ -100,7 +103,7 @@ func prepareBackupCopies(ctx context.Context, g *Globals, r *repo.Repository) (*
 func (bc *backupCopies) finish(ctx context.Context, g *Globals, noSync bool) error {
 	outs := bc.failures
 	if !noSync {
-		for _, o := range syncCopies(ctx, g, bc.cs, syncRun{additive: true, workers: 4}) {
+		for _, o := range syncCopies(ctx, g, bc.cs, syncRun{additive: true, workers: 4, preflighted: bc.probed}) {
 			dup := false
 			for _, f := range outs {
 				if f.Copy == o.Copy && !o.OK {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/einvault/einvault/internal/replica"
@@ -26,6 +27,9 @@ type syncRun struct {
 	only     string
 	additive bool // never propagate deletions (backup's own sync)
 	repair   bool
+	// preflighted, when set, holds the pre-flight errors (by copy name)
+	// of a probe the caller ran; no new probe is made.
+	preflighted map[string]string
 }
 
 // syncCopies brings the copies of cs up to date from self (see
@@ -59,7 +63,16 @@ func syncCopies(ctx context.Context, g *Globals, cs *copySet, o syncRun) []copyO
 			targets = append(targets, m)
 		}
 	}
-	probes := replica.PreflightAll(ctx, append([]replica.Member{self}, targets...), replica.PreflightOptions{Write: true})
+	var probes []replica.Probe
+	if o.preflighted != nil {
+		// The caller (backup) has probed every copy already.
+		probes = append(probes, replica.Probe{Copy: self.Name})
+		for _, m := range targets {
+			probes = append(probes, replica.Probe{Copy: m.Name, Error: o.preflighted[m.Name]})
+		}
+	} else {
+		probes = replica.PreflightAll(ctx, append([]replica.Member{self}, targets...), replica.PreflightOptions{Write: true})
+	}
 	if !probes[0].OK() {
 		out = append(out, copyOutcome{Copy: self.Name, Error: probes[0].Error})
 		return out
@@ -96,30 +109,48 @@ func syncCopies(ctx context.Context, g *Globals, cs *copySet, o syncRun) []copyO
 			out = append(out, oc)
 		}
 	}
+	// Copies are synced in parallel: each is limited by its own storage.
 	var synced []replica.Member
-	for _, m := range healthy {
+	outs := make([]copyOutcome, len(healthy))
+	var wg sync.WaitGroup
+	for i, m := range healthy {
 		so := opts
 		so.Mirror = !o.additive && !o.repair && !selfBehind && !m.Immutable
 		so.VerifyExisting = o.repair
 		so.Union = o.repair
 		srcs := append([]replica.Member{self}, replica.ReadOrder(others(healthy, m.Name))...)
-		res, err := replica.SyncTo(ctx, srcs, m, so)
-		oc := copyOutcome{Copy: m.Name, Result: res}
-		switch {
-		case err != nil:
-			oc.Error = oneLine(err)
-			if !strings.Contains(oc.Error, fmt.Sprintf("%q", m.Name)) {
-				oc.Error = fmt.Sprintf("copy %q: %s", m.Name, oc.Error)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := replica.SyncTo(ctx, srcs, m, so)
+			oc := copyOutcome{Copy: m.Name, Result: res}
+			switch {
+			case err != nil:
+				oc.Error = oneLine(err)
+				if !strings.Contains(oc.Error, fmt.Sprintf("%q", m.Name)) {
+					oc.Error = fmt.Sprintf("copy %q: %s", m.Name, oc.Error)
+				}
+			case !res.Complete:
+				oc.Error = fmt.Sprintf("copy %q: %d file(s) have no valid version in any copy (first: %s)", m.Name, len(res.Unavailable), res.Unavailable[0].File)
+			default:
+				oc.OK = true
 			}
-			cs.update(m.Name, func(c *replica.Copy) { c.Behind = true })
-		case !res.Complete:
-			oc.Error = fmt.Sprintf("copy %q: %d file(s) have no valid version in any copy (first: %s)", m.Name, len(res.Unavailable), res.Unavailable[0].File)
-		default:
-			oc.OK = true
+			outs[i] = oc
+		}()
+	}
+	wg.Wait()
+	for i, oc := range outs {
+		m := healthy[i]
+		if oc.OK {
 			synced = append(synced, m)
 			cs.update(m.Name, func(c *replica.Copy) { c.Behind = false; c.LastSync = now().UTC() })
+		} else {
+			cs.update(m.Name, func(c *replica.Copy) { c.Behind = true })
 		}
 		out = append(out, oc)
+	}
+	if len(synced) == len(healthy) && len(out) == len(synced) {
+		cs.update(self.Name, func(c *replica.Copy) { c.LastSync = now().UTC() })
 	}
 	if len(cs.list.Copies) > 0 {
 		if err := cs.save(ctx, g, synced); err != nil {

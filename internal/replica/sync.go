@@ -152,6 +152,11 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 	types := SyncOrder()
 	var srcs []srcListing
 	for i, s := range sources {
+		if i > 0 && !opts.Union {
+			// Only stands in for damaged versions: tried without a listing.
+			srcs = append(srcs, srcListing{s, nil})
+			continue
+		}
 		l, err := listAll(ctx, s.Backend, types)
 		if err != nil {
 			if i == 0 {
@@ -250,7 +255,7 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 					var done bool
 					var err error
 					if j.replace {
-						done, err = repairOne(tctx, srcs, dst, j.h, res, &mu)
+						done, err = repairOne(tctx, srcs, dst, j.h, j.size, res, &mu)
 					} else {
 						done, err = copyOne(tctx, srcs, dst, j.h, j.size, res, &mu)
 					}
@@ -362,6 +367,9 @@ func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handl
 	var reasons []string
 	for _, s := range srcs {
 		sz, ok := s.l[h.Type][h.Name]
+		if s.l == nil {
+			sz, ok = size, true
+		}
 		if !ok {
 			continue
 		}
@@ -369,6 +377,9 @@ func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handl
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, ctx.Err()
+			}
+			if s.l == nil && errors.Is(err, backend.ErrNotExist) {
+				continue
 			}
 			reasons = append(reasons, fmt.Sprintf("copy %q: %s", s.m.Name, oneLine(err)))
 			continue
@@ -408,7 +419,7 @@ func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handl
 }
 
 // repairOne verifies dst's version of h and replaces it when damaged.
-func repairOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handle, res *Result, mu *sync.Mutex) (bool, error) {
+func repairOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handle, size int64, res *Result, mu *sync.Mutex) (bool, error) {
 	data, err := backend.LoadAll(ctx, dst.Backend, h)
 	if err == nil && hashOK(h.Name, data) {
 		if h.Type == backend.ConfigFile {
@@ -422,14 +433,7 @@ func repairOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Han
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	var sz int64
-	for _, s := range srcs {
-		if v, ok := s.l[h.Type][h.Name]; ok {
-			sz = v
-			break
-		}
-	}
-	return copyOne(ctx, srcs, dst, h, sz, res, mu)
+	return copyOne(ctx, srcs, dst, h, size, res, mu)
 }
 
 // mirrorDeletes removes from dst what the authority lacks, in the reverse

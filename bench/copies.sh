@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# bench/copies.sh: what copies cost. Backs up the invoice corpus to a
+# repository without copies and to one with two copies (local paths, and
+# MinIO / SFTP when bench/remote.sh from the S3 helper is present), first
+# the initial backup, then an incremental one after 'corpus mutate' changed
+# 5% of the files. Prints the median wall time of BENCH_RUNS runs and the
+# ratio with copies / without. Target (issue 4): the incremental backup with
+# sync to two copies takes at most 1.2x the local-only one.
+#
+# Knobs: BENCH_FILES (default 20000; 2000 with BENCH_QUICK=1), BENCH_RUNS
+# (default 3; 1 quick), BENCH_WORK, BENCH_KEEP=1, BENCH_REMOTE=1 (also
+# measure MinIO + SFTP copies through bench/remote.sh when it exists).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QUICK=${BENCH_QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+	FILES=${BENCH_FILES:-2000}
+	RUNS=${BENCH_RUNS:-1}
+else
+	FILES=${BENCH_FILES:-20000}
+	RUNS=${BENCH_RUNS:-3}
+fi
+log() { echo "bench/copies: $*" >&2; }
+die() { log "$*"; exit 1; }
+[[ $FILES =~ ^[0-9]+$ && $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "BENCH_FILES and BENCH_RUNS must be positive integers"
+
+WORK=${BENCH_WORK:-$(mktemp -d /tmp/einvault-bench-copies.XXXXXX)}
+mkdir -p "$WORK"
+[[ ${BENCH_KEEP:-0} == 1 ]] || trap 'rm -rf "$WORK"' EXIT
+EV=$WORK/einvault
+(cd "$ROOT" && go build -o "$EV" ./cmd/einvault) || die "build failed"
+export EINVAULT_PASSWORD=einvault-bench-password EINVAULT_INSECURE_TEST_KDF=${EINVAULT_INSECURE_TEST_KDF:-0}
+
+CORPUS=$WORK/corpus-template
+log "generating a corpus of $FILES invoices"
+"$EV" corpus generate "$CORPUS" --files "$FILES" --seed 1 >/dev/null
+
+# Optional remote copies: bench/remote.sh (S3 helper) starts MinIO and sshd
+# and prints "export NAME=value" lines with their repository strings.
+REMOTES=()
+if [[ ${BENCH_REMOTE:-0} == 1 && -x $ROOT/bench/remote.sh ]]; then
+	eval "$("$ROOT/bench/remote.sh" start "$WORK/remote")"
+	trap '"$ROOT/bench/remote.sh" stop "$WORK/remote" || true; [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$WORK"' EXIT
+	[[ -n ${BENCH_S3_REPO:-} ]] && REMOTES+=("$BENCH_S3_REPO")
+	[[ -n ${BENCH_SFTP_REPO:-} ]] && REMOTES+=("$BENCH_SFTP_REPO")
+elif [[ ${BENCH_REMOTE:-0} == 1 ]]; then
+	log "bench/remote.sh not found: measuring local-path copies only"
+fi
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# run_case NAME COPIES...: prints "initial incremental" seconds of one run.
+run_case() {
+	local name=$1; shift
+	local dir=$WORK/$name src=$WORK/$name-src
+	rm -rf "$dir" "$src"
+	cp -a "$CORPUS" "$src"
+	export EINVAULT_REPO=$dir/repo
+	"$EV" init -q
+	local i=0
+	for c in "$@"; do
+		i=$((i + 1))
+		"$EV" copies add "c$i" "$c" -q
+	done
+	"$EV" sync -q >/dev/null 2>&1 || true
+	local t0 t1 t2
+	t0=$(now)
+	"$EV" backup -q --no-progress "$src" >"$WORK/$name.log" 2>&1 || die "$name: initial backup failed (see $WORK/$name.log)"
+	t1=$(now)
+	"$EV" corpus mutate "$src" --seed 7 --change 0.05 >/dev/null
+	t1b=$(now)
+	"$EV" backup -q --no-progress "$src" >>"$WORK/$name.log" 2>&1 || die "$name: incremental backup failed"
+	t2=$(now)
+	echo "$(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1b" | bc)"
+	rm -rf "$dir" "$src"
+}
+
+declare -A INIT INCR
+cases=(local-only two-local-copies)
+((${#REMOTES[@]})) && cases+=(local-plus-remote)
+for c in "${cases[@]}"; do
+	inits=() incs=()
+	for r in $(seq "$RUNS"); do
+		case $c in
+		local-only) out=$(run_case "$c") ;;
+		two-local-copies) out=$(run_case "$c" "$WORK/$c/copy-b" "$WORK/$c/copy-c") ;;
+		local-plus-remote) out=$(run_case "$c" "${REMOTES[@]}") ;;
+		esac
+		inits+=("${out% *}") incs+=("${out#* }")
+		log "$c run $r: initial ${out% *}s, incremental ${out#* }s"
+	done
+	INIT[$c]=$(printf '%s\n' "${inits[@]}" | median)
+	INCR[$c]=$(printf '%s\n' "${incs[@]}" | median)
+done
+
+echo
+echo "## Copies: backup + sync, $FILES invoices, median of $RUNS (noisy when the machine is shared)"
+echo
+echo "| case | initial (s) | ratio | incremental 5% (s) | ratio | target |"
+echo "|---|---|---|---|---|---|"
+for c in "${cases[@]}"; do
+	ri=$(echo "scale=2; ${INIT[$c]} / ${INIT[local-only]}" | bc)
+	rn=$(echo "scale=2; ${INCR[$c]} / ${INCR[local-only]}" | bc)
+	target="-"
+	[[ $c != local-only ]] && target="incremental ≤ 1.20"
+	printf '| %s | %.2f | %s | %.2f | %s | %s |\n' "$c" "${INIT[$c]}" "$ri" "${INCR[$c]}" "$rn" "$target"
+done

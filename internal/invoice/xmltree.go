@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
-	"io"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // node is one element of a parsed document: a small tree that keeps
@@ -95,6 +95,11 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // DOCTYPE declarations (and so entity definitions) are refused outright,
 // undefined entities, non-UTF-8 encodings, too deep nesting, too many
 // elements and too long text nodes or attributes are errors.
+//
+// It is a small purpose-built scanner rather than encoding/xml: the
+// backup runs it on every invoice and encoding/xml costs several times
+// more. It checks what matters for extraction (UTF-8, tag balance,
+// quoting, entities, namespaces); it is not a validating parser.
 func parseXML(ctx context.Context, data []byte, lim Limits) (*node, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, rejected("XML document of %d bytes exceeds the %d-byte limit", len(data), lim.MaxBytes)
@@ -103,93 +108,344 @@ func parseXML(ctx context.Context, data []byte, lim Limits) (*node, error) {
 		return nil, err
 	}
 	data = bytes.TrimPrefix(data, utf8BOM)
-	d := xml.NewDecoder(bytes.NewReader(data))
-	d.Strict = true
-	d.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
-		// checkEncoding let only UTF-8 and its ASCII subset through.
-		return r, nil
+	if !utf8.Valid(data) {
+		return nil, rejected("malformed XML: invalid UTF-8")
 	}
-	var (
-		root     *node
-		stack    []*node
-		elements int
-		text     strings.Builder
-	)
-	flush := func() error {
-		if text.Len() == 0 {
-			return nil
-		}
-		if len(stack) > 0 {
-			top := stack[len(stack)-1]
-			top.text += text.String()
-			if len(top.text) > lim.MaxTokenBytes {
-				return rejected("text node longer than %d bytes", lim.MaxTokenBytes)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := scanner{data: data, lim: lim}
+	return p.parse()
+}
+
+// scanner is the state of one parseXML call.
+type scanner struct {
+	data     []byte
+	pos      int
+	lim      Limits
+	stack    []*node
+	qnames   []string // raw qualified names of open elements
+	ns       []nsBinding
+	nsMarks  []int
+	elements int
+}
+
+type nsBinding struct{ prefix, uri string }
+
+func (p *scanner) malformed(what string) error {
+	return rejected("malformed XML at byte %d: %s", p.pos, what)
+}
+
+func (p *scanner) parse() (*node, error) {
+	var root *node
+	d := p.data
+	for p.pos < len(d) {
+		if d[p.pos] != '<' {
+			end := bytes.IndexByte(d[p.pos:], '<')
+			if end < 0 {
+				end = len(d) - p.pos
 			}
-		}
-		text.Reset()
-		return nil
-	}
-	for {
-		if elements&1023 == 1023 {
-			if err := ctx.Err(); err != nil {
+			run := d[p.pos : p.pos+end]
+			if len(p.stack) == 0 {
+				if len(bytes.TrimLeft(run, " \t\r\n")) != 0 {
+					return nil, p.malformed("text outside the root element")
+				}
+			} else if err := p.addText(run, true); err != nil {
 				return nil, err
 			}
+			p.pos += end
+			continue
 		}
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, rejected("malformed XML: %v", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if err := flush(); err != nil {
+		rest := d[p.pos:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<?")):
+			end := bytes.Index(rest, []byte("?>"))
+			if end < 0 {
+				return nil, p.malformed("unterminated processing instruction")
+			}
+			p.pos += end + 2
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			end := bytes.Index(rest[4:], []byte("-->"))
+			if end < 0 {
+				return nil, p.malformed("unterminated comment")
+			}
+			p.pos += 4 + end + 3
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			if len(p.stack) == 0 {
+				return nil, p.malformed("CDATA outside the root element")
+			}
+			end := bytes.Index(rest, []byte("]]>"))
+			if end < 0 {
+				return nil, p.malformed("unterminated CDATA section")
+			}
+			if err := p.addText(rest[9:end], false); err != nil {
 				return nil, err
 			}
-			elements++
-			if elements > lim.MaxElements {
-				return nil, rejected("more than %d XML elements", lim.MaxElements)
+			p.pos += end + 3
+		case bytes.HasPrefix(rest, []byte("<!")):
+			return nil, rejected("XML with a DOCTYPE or other declaration (<!%s...) is not accepted in invoices", firstWord(rest[2:]))
+		case bytes.HasPrefix(rest, []byte("</")):
+			if err := p.endTag(); err != nil {
+				return nil, err
 			}
-			if len(stack) >= lim.MaxDepth {
-				return nil, rejected("XML nesting deeper than %d levels", lim.MaxDepth)
+		default:
+			if len(p.stack) == 0 && root != nil {
+				return nil, p.malformed("more than one root element")
 			}
-			for _, a := range t.Attr {
-				if len(a.Value) > lim.MaxTokenBytes {
-					return nil, rejected("XML attribute longer than %d bytes", lim.MaxTokenBytes)
-				}
+			n, err := p.startTag()
+			if err != nil {
+				return nil, err
 			}
-			n := &node{space: t.Name.Space, name: t.Name.Local, attrs: t.Attr}
-			if len(stack) == 0 {
-				if root != nil {
-					return nil, rejected("malformed XML: more than one root element")
-				}
+			if root == nil {
 				root = n
-			} else {
-				p := stack[len(stack)-1]
-				p.kids = append(p.kids, n)
 			}
-			stack = append(stack, n)
-		case xml.EndElement:
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if len(stack) > 0 {
-				if text.Len()+len(t) > lim.MaxTokenBytes {
-					return nil, rejected("text node longer than %d bytes", lim.MaxTokenBytes)
-				}
-				text.Write(t)
-			}
-		case xml.Directive:
-			return nil, rejected("XML with a DOCTYPE or other declaration (<!%s...) is not accepted in invoices", firstWord(t))
 		}
 	}
 	if root == nil {
 		return nil, rejected("malformed XML: no root element")
 	}
+	if len(p.stack) > 0 {
+		return nil, p.malformed("unexpected end of document inside <" + p.qnames[len(p.qnames)-1] + ">")
+	}
 	return root, nil
+}
+
+func (p *scanner) addText(run []byte, entities bool) error {
+	top := p.stack[len(p.stack)-1]
+	if len(top.text)+len(run) > p.lim.MaxTokenBytes {
+		return rejected("text node longer than %d bytes", p.lim.MaxTokenBytes)
+	}
+	var s string
+	if entities && bytes.IndexByte(run, '&') >= 0 {
+		var err error
+		if s, err = p.unescape(run); err != nil {
+			return err
+		}
+	} else {
+		s = string(run)
+	}
+	if top.text == "" {
+		top.text = s
+	} else {
+		top.text += s
+	}
+	return nil
+}
+
+// unescape resolves the predefined and character entities.
+func (p *scanner) unescape(b []byte) (string, error) {
+	var out strings.Builder
+	out.Grow(len(b))
+	for {
+		i := bytes.IndexByte(b, '&')
+		if i < 0 {
+			out.Write(b)
+			return out.String(), nil
+		}
+		out.Write(b[:i])
+		b = b[i:]
+		semi := bytes.IndexByte(b, ';')
+		if semi < 0 || semi > 12 {
+			return "", p.malformed("unterminated entity reference")
+		}
+		ent := string(b[1:semi])
+		switch ent {
+		case "lt":
+			out.WriteByte('<')
+		case "gt":
+			out.WriteByte('>')
+		case "amp":
+			out.WriteByte('&')
+		case "quot":
+			out.WriteByte('"')
+		case "apos":
+			out.WriteByte('\'')
+		default:
+			if !strings.HasPrefix(ent, "#") {
+				return "", p.malformed("undefined entity &" + ent + ";")
+			}
+			var v uint64
+			var err error
+			if strings.HasPrefix(ent, "#x") {
+				v, err = strconv.ParseUint(ent[2:], 16, 32)
+			} else {
+				v, err = strconv.ParseUint(ent[1:], 10, 32)
+			}
+			r := rune(v)
+			if err != nil || !utf8.ValidRune(r) || r == 0 {
+				return "", p.malformed("invalid character reference &" + ent + ";")
+			}
+			out.WriteRune(r)
+		}
+		b = b[semi+1:]
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// name reads an XML name at p.pos.
+func (p *scanner) name() (string, error) {
+	d := p.data
+	start := p.pos
+	for p.pos < len(d) {
+		c := d[p.pos]
+		if isSpace(c) || c == '/' || c == '>' || c == '=' || c == '<' || c == '"' || c == '\'' {
+			break
+		}
+		p.pos++
+	}
+	if p.pos == start {
+		return "", p.malformed("expected a name")
+	}
+	if p.pos-start > 1024 {
+		return "", p.malformed("name too long")
+	}
+	return string(d[start:p.pos]), nil
+}
+
+func (p *scanner) skipSpace() {
+	for p.pos < len(p.data) && isSpace(p.data[p.pos]) {
+		p.pos++
+	}
+}
+
+func (p *scanner) startTag() (*node, error) {
+	p.pos++ // '<'
+	qname, err := p.name()
+	if err != nil {
+		return nil, err
+	}
+	p.elements++
+	if p.elements > p.lim.MaxElements {
+		return nil, rejected("more than %d XML elements", p.lim.MaxElements)
+	}
+	if len(p.stack) >= p.lim.MaxDepth {
+		return nil, rejected("XML nesting deeper than %d levels", p.lim.MaxDepth)
+	}
+	n := &node{}
+	p.nsMarks = append(p.nsMarks, len(p.ns))
+	d := p.data
+	selfClosing := false
+	for {
+		p.skipSpace()
+		if p.pos >= len(d) {
+			return nil, p.malformed("unterminated start tag <" + qname + ">")
+		}
+		if d[p.pos] == '>' {
+			p.pos++
+			break
+		}
+		if d[p.pos] == '/' {
+			if p.pos+1 >= len(d) || d[p.pos+1] != '>' {
+				return nil, p.malformed("expected /> in <" + qname + ">")
+			}
+			p.pos += 2
+			selfClosing = true
+			break
+		}
+		an, err := p.name()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(d) || d[p.pos] != '=' {
+			return nil, p.malformed("attribute " + an + " without a value")
+		}
+		p.pos++
+		p.skipSpace()
+		if p.pos >= len(d) || (d[p.pos] != '"' && d[p.pos] != '\'') {
+			return nil, p.malformed("attribute " + an + " value not quoted")
+		}
+		q := d[p.pos]
+		p.pos++
+		end := bytes.IndexByte(d[p.pos:], q)
+		if end < 0 {
+			return nil, p.malformed("unterminated attribute value")
+		}
+		raw := d[p.pos : p.pos+end]
+		if len(raw) > p.lim.MaxTokenBytes {
+			return nil, rejected("XML attribute longer than %d bytes", p.lim.MaxTokenBytes)
+		}
+		if bytes.IndexByte(raw, '<') >= 0 {
+			return nil, p.malformed("< in attribute value")
+		}
+		val := string(raw)
+		if bytes.IndexByte(raw, '&') >= 0 {
+			if val, err = p.unescape(raw); err != nil {
+				return nil, err
+			}
+		}
+		p.pos += end + 1
+		prefix, local := splitQName(an)
+		switch {
+		case an == "xmlns":
+			p.ns = append(p.ns, nsBinding{"", val})
+		case prefix == "xmlns":
+			p.ns = append(p.ns, nsBinding{local, val})
+		}
+		n.attrs = append(n.attrs, xml.Attr{Name: xml.Name{Space: prefix, Local: local}, Value: val})
+	}
+	prefix, local := splitQName(qname)
+	n.name = local
+	n.space = p.resolve(prefix)
+	if len(p.stack) > 0 {
+		parent := p.stack[len(p.stack)-1]
+		parent.kids = append(parent.kids, n)
+	}
+	if selfClosing {
+		p.ns = p.ns[:p.nsMarks[len(p.nsMarks)-1]]
+		p.nsMarks = p.nsMarks[:len(p.nsMarks)-1]
+		return n, nil
+	}
+	p.stack = append(p.stack, n)
+	p.qnames = append(p.qnames, qname)
+	return n, nil
+}
+
+func (p *scanner) endTag() error {
+	p.pos += 2 // "</"
+	qname, err := p.name()
+	if err != nil {
+		return err
+	}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '>' {
+		return p.malformed("unterminated end tag </" + qname + ">")
+	}
+	p.pos++
+	if len(p.stack) == 0 {
+		return p.malformed("end tag </" + qname + "> without start tag")
+	}
+	if open := p.qnames[len(p.qnames)-1]; open != qname {
+		return p.malformed("end tag </" + qname + "> does not match <" + open + ">")
+	}
+	p.stack = p.stack[:len(p.stack)-1]
+	p.qnames = p.qnames[:len(p.qnames)-1]
+	p.ns = p.ns[:p.nsMarks[len(p.nsMarks)-1]]
+	p.nsMarks = p.nsMarks[:len(p.nsMarks)-1]
+	return nil
+}
+
+// resolve maps a prefix to its namespace URI ("" prefix: the default
+// namespace). An undeclared prefix resolves to itself, as encoding/xml
+// does.
+func (p *scanner) resolve(prefix string) string {
+	for i := len(p.ns) - 1; i >= 0; i-- {
+		if p.ns[i].prefix == prefix {
+			return p.ns[i].uri
+		}
+	}
+	if prefix == "xml" {
+		return "http://www.w3.org/XML/1998/namespace"
+	}
+	return prefix
+}
+
+func splitQName(q string) (prefix, local string) {
+	if i := strings.IndexByte(q, ':'); i >= 0 {
+		return q[:i], q[i+1:]
+	}
+	return "", q
 }
 
 func firstWord(b []byte) string {

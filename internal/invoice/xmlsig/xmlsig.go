@@ -75,9 +75,9 @@ func Verify(sig, scope *etree.Element) *Result {
 		res.Err = errors.New("signature has no SignedInfo")
 		return res
 	}
-	res.Algorithm = child(si, "SignatureMethod").SelectAttrValue("Algorithm", "")
+	res.Algorithm = attr(child(si, "SignatureMethod"), "Algorithm")
 	if st := find(sig, "SigningTime"); st != nil {
-		res.SigningTime = strings.TrimSpace(st.Text())
+		res.SigningTime = strings.TrimSpace(text(st))
 	}
 	for _, ref := range children(si, "Reference") {
 		res.Refs = append(res.Refs, checkRef(sig, scope, ref))
@@ -98,7 +98,7 @@ func Verify(sig, scope *etree.Element) *Result {
 		res.Err = fmt.Errorf("canonicalising SignedInfo: %w", err)
 		return res
 	}
-	value, err := base64.StdEncoding.DecodeString(compact(child(sig, "SignatureValue").Text()))
+	value, err := base64.StdEncoding.DecodeString(compact(text(child(sig, "SignatureValue"))))
 	if err != nil {
 		res.Err = fmt.Errorf("SignatureValue is not base64: %w", err)
 		return res
@@ -132,7 +132,7 @@ func Verify(sig, scope *etree.Element) *Result {
 }
 
 func checkRef(sig, scope, ref *etree.Element) RefResult {
-	uri := ref.SelectAttrValue("URI", "")
+	uri := attr(ref, "URI")
 	rr := RefResult{URI: uri}
 	var target *etree.Element
 	switch {
@@ -159,7 +159,7 @@ func checkRef(sig, scope, ref *etree.Element) RefResult {
 	el := detach(target)
 	var c14n dsig.Canonicalizer = dsig.MakeC14N10RecCanonicalizer()
 	for _, tr := range children(child(ref, "Transforms"), "Transform") {
-		alg := tr.SelectAttrValue("Algorithm", "")
+		alg := attr(tr, "Algorithm")
 		if alg == envelopedTransform {
 			if !rr.InSignature {
 				removeSignature(el, sig)
@@ -178,12 +178,12 @@ func checkRef(sig, scope, ref *etree.Element) RefResult {
 		rr.Detail = "canonicalising: " + err.Error()
 		return rr
 	}
-	h, err := digestHash(child(ref, "DigestMethod").SelectAttrValue("Algorithm", ""))
+	h, err := digestHash(attr(child(ref, "DigestMethod"), "Algorithm"))
 	if err != nil {
 		rr.Detail = err.Error()
 		return rr
 	}
-	want, err := base64.StdEncoding.DecodeString(compact(child(ref, "DigestValue").Text()))
+	want, err := base64.StdEncoding.DecodeString(compact(text(child(ref, "DigestValue"))))
 	if err != nil {
 		rr.Detail = "DigestValue is not base64"
 		return rr
@@ -203,11 +203,11 @@ func checkRef(sig, scope, ref *etree.Element) RefResult {
 func removeSignature(el, sig *etree.Element) {
 	// Find sig's path relative to the original target by matching the
 	// signature's SignatureValue text, which is unique.
-	want := compact(child(sig, "SignatureValue").Text())
+	want := compact(text(child(sig, "SignatureValue")))
 	var drop func(e *etree.Element) bool
 	drop = func(e *etree.Element) bool {
 		for _, k := range e.ChildElements() {
-			if k.Tag == sig.Tag && k.Space == sig.Space && compact(child(k, "SignatureValue").Text()) == want {
+			if k.Tag == sig.Tag && k.Space == sig.Space && compact(text(child(k, "SignatureValue"))) == want {
 				e.RemoveChild(k)
 				return true
 			}
@@ -260,10 +260,10 @@ func detach(el *etree.Element) *etree.Element {
 }
 
 func canonicalizer(m *etree.Element) (dsig.Canonicalizer, error) {
-	alg := m.SelectAttrValue("Algorithm", "")
+	alg := attr(m, "Algorithm")
 	prefixes := ""
 	if inc := child(m, "InclusiveNamespaces"); inc != nil {
-		prefixes = inc.SelectAttrValue("PrefixList", "")
+		prefixes = attr(inc, "PrefixList")
 	}
 	switch dsig.AlgorithmID(alg) {
 	case dsig.CanonicalXML10RecAlgorithmId:
@@ -338,7 +338,7 @@ func certificates(sig *etree.Element) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for _, xd := range children(child(sig, "KeyInfo"), "X509Data") {
 		for _, c := range children(xd, "X509Certificate") {
-			der, err := base64.StdEncoding.DecodeString(compact(c.Text()))
+			der, err := base64.StdEncoding.DecodeString(compact(text(c)))
 			if err != nil {
 				return nil, fmt.Errorf("X509Certificate is not base64: %w", err)
 			}
@@ -357,8 +357,8 @@ func rsaKeyValue(sig *etree.Element) *rsa.PublicKey {
 	if kv == nil {
 		return nil
 	}
-	m, err1 := base64.StdEncoding.DecodeString(compact(child(kv, "Modulus").Text()))
-	e, err2 := base64.StdEncoding.DecodeString(compact(child(kv, "Exponent").Text()))
+	m, err1 := base64.StdEncoding.DecodeString(compact(text(child(kv, "Modulus"))))
+	e, err2 := base64.StdEncoding.DecodeString(compact(text(child(kv, "Exponent"))))
 	if err1 != nil || err2 != nil || len(e) > 4 || len(m) == 0 {
 		return nil
 	}
@@ -471,4 +471,19 @@ func compact(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// attr and text are nil-safe accessors: a missing element reads as "".
+func attr(el *etree.Element, name string) string {
+	if el == nil {
+		return ""
+	}
+	return el.SelectAttrValue(name, "")
+}
+
+func text(el *etree.Element) string {
+	if el == nil {
+		return ""
+	}
+	return el.Text()
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeSource creates n random files of size bytes under dir.
@@ -252,4 +253,27 @@ func TestCopiesFailover(t *testing.T) {
 	if out := e.mustRun("snapshots", "--json").stdout; strings.Count(out, `"id"`) != 2 {
 		t.Fatalf("the primary was not caught up:\n%s", out)
 	}
+}
+
+// TestCopiesSyncKilled kills sync at several moments; the rerun completes
+// and the copies end equal and intact.
+func TestCopiesSyncKilled(t *testing.T) {
+	t.Parallel()
+	e := newRepo(t)
+	src := filepath.Join(e.dir, "src")
+	writeSource(t, src, 40, 1<<20) // 40 MiB: a few packs
+	e.mustRun("backup", src)
+	b := filepath.Join(e.dir, "b")
+	e.mustRun("copies", "add", "b", b)
+	for _, d := range []time.Duration{30 * time.Millisecond, 120 * time.Millisecond, 300 * time.Millisecond} {
+		k := e.runKilled(d, "sync")
+		if k.finished {
+			break
+		}
+	}
+	e.mustRun("sync")
+	sameFiles(t, e.repo, b)
+	eb := *e
+	eb.repo = b
+	eb.mustRun("check", "--read-data")
 }

@@ -73,7 +73,7 @@ The kind of media is guessed from the location (disk for a path) unless
 				return err
 			}
 			defer cs.close()
-			if cs.list.Find(name) >= 0 || cs.selfCopy().Name == name && cs.self < 0 && name == "primary" {
+			if cs.list.Find(name) >= 0 || cs.selfCopy().Name == name {
 				return usageError("a copy called %q exists already (see 'einvault copies list')", name)
 			}
 			if cs.list.FindLocation(loc) >= 0 || replica.NormalizeLocation(loc) == replica.NormalizeLocation(r.Backend().Location()) {

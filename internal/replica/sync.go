@@ -97,7 +97,7 @@ type Result struct {
 
 // ErrIncompatible is matched when the destination holds another
 // repository or its key files do not open with the password.
-var ErrIncompatible = errors.New("copy is not the same repository")
+var ErrIncompatible = errors.New("copy refused")
 
 type listing map[backend.FileType]map[string]int64
 

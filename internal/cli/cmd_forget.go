@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/einvault/einvault/internal/backend"
+	"github.com/einvault/einvault/internal/config"
 	"github.com/einvault/einvault/internal/forget"
 	"github.com/einvault/einvault/internal/pruner"
 	"github.com/einvault/einvault/internal/repo"
@@ -112,6 +114,10 @@ func runForget(cmd *cobra.Command, g *Globals, o *forgetOptions, args []string) 
 		}
 	}
 
+	cfg, err := g.LoadConfig(false)
+	if err != nil {
+		return fmt.Errorf("%w (forget needs the legal minimums of the config)", err)
+	}
 	r, err := g.OpenRepo(ctx)
 	if err != nil {
 		return err
@@ -143,6 +149,17 @@ func runForget(cmd *cobra.Command, g *Globals, o *forgetOptions, args []string) 
 			}
 		}
 		repo.SortSnapshots(gr.Remove)
+		if cfg != nil {
+			var held []string
+			for _, s := range gr.Remove {
+				if ok, why := cfg.LegalHold(s, r.Now()); ok {
+					held = append(held, fmt.Sprintf("%s (%s)", s.ID.Short(), why))
+				}
+			}
+			if len(held) > 0 {
+				return WithExit(ExitError, fmt.Errorf("refusing to forget %d snapshot(s) younger than their legal minimum retention, nothing removed: %s", len(held), strings.Join(held, "; ")))
+			}
+		}
 		groups = []forget.GroupResult{gr}
 	} else {
 		out.Policy = p.String()
@@ -153,6 +170,13 @@ func runForget(cmd *cobra.Command, g *Globals, o *forgetOptions, args []string) 
 			}
 		}
 		groups = forget.ApplyGroups(sel, p, r.Now())
+		if cfg != nil {
+			for i := range groups {
+				if n := applyLegalHold(cfg, &groups[i], r.Now()); n > 0 {
+					g.Warnf("legal minimum: keeping %d snapshot(s) of %v that the policy would forget\n", n, groups[i].Key)
+				}
+			}
+		}
 	}
 
 	var errs []error
@@ -244,4 +268,24 @@ func toForgetGroupJSON(gr forget.GroupResult) forgetGroupJSON {
 		j.Remove = append(j.Remove, toSnapshotJSON(s))
 	}
 	return j
+}
+
+// applyLegalHold moves the snapshots of gr that their class's legal
+// minimum protects from Remove to Keep, with the reason, and returns
+// how many it moved.
+func applyLegalHold(cfg *config.Config, gr *forget.GroupResult, now time.Time) int {
+	var remove []*repo.Snapshot
+	n := 0
+	for _, s := range gr.Remove {
+		if ok, why := cfg.LegalHold(s, now); ok {
+			gr.Keep = append(gr.Keep, s)
+			gr.Reasons[s.ID] = append(gr.Reasons[s.ID], why)
+			n++
+			continue
+		}
+		remove = append(remove, s)
+	}
+	gr.Remove = remove
+	repo.SortSnapshots(gr.Keep)
+	return n
 }

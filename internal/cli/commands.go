@@ -24,5 +24,6 @@ func commands(g *Globals) []*cobra.Command {
 		newRepairCmd(g),
 		newVersionCmd(g),
 		newCorpusCmd(),
+		newConfigCmd(g),
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/location"
+	"github.com/einvault/einvault/internal/config"
 	"github.com/einvault/einvault/internal/crypto"
 	"github.com/einvault/einvault/internal/repo"
 	"golang.org/x/term"
@@ -88,6 +89,8 @@ type Globals struct {
 	Quiet        bool
 	Verbose      int
 	NoProgress   bool
+	ConfigFile   string // --config (env EINVAULT_CONFIG)
+	StateDir     string // --state-dir (env EINVAULT_STATE_DIR)
 
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -341,4 +344,19 @@ func (g *Globals) OpenRepoForRestore(ctx context.Context) (*repo.Repository, err
 		g.log.Info("indexed packs that no index file lists", "packs", n)
 	}
 	return r, nil
+}
+
+// LoadConfig reads the configuration file (--config, EINVAULT_CONFIG or
+// the default location). When the user named none and the default file
+// does not exist it returns nil, nil unless required.
+func (g *Globals) LoadConfig(required bool) (*config.Config, error) {
+	path, explicit := config.Resolve(g.ConfigFile, g.Getenv)
+	c, err := config.Load(path, g.Getenv)
+	if errors.Is(err, config.ErrNotFound) && !explicit && !required {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }

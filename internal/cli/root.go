@@ -66,6 +66,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 finished with unreadable source files,
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only errors")
 	pf.CountVarP(&g.Verbose, "verbose", "v", "more output (repeat for debug)")
 	pf.BoolVar(&g.NoProgress, "no-progress", false, "never draw progress bars")
+	pf.StringVar(&g.ConfigFile, "config", "", "configuration file (env EINVAULT_CONFIG; default /etc/einvault/einvault.yaml as root)")
+	pf.StringVar(&g.StateDir, "state-dir", "", "journal and daemon state directory (env EINVAULT_STATE_DIR; default /var/lib/einvault as root)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v (see '%s --help')", err, c.CommandPath())
 	})

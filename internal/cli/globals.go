@@ -360,3 +360,19 @@ func (g *Globals) LoadConfig(required bool) (*config.Config, error) {
 	}
 	return c, nil
 }
+
+// StateDirectory is where the journal, the daemon's state and the alert
+// outbox live: --state-dir, else EINVAULT_STATE_DIR, else the config's
+// daemon.state_dir (cfg may be nil), else config.DefaultStateDir.
+func (g *Globals) StateDirectory(cfg *config.Config) string {
+	if g.StateDir != "" {
+		return g.StateDir
+	}
+	if v := g.Getenv("EINVAULT_STATE_DIR"); v != "" {
+		return v
+	}
+	if cfg != nil && cfg.Daemon.StateDir != "" {
+		return cfg.Daemon.StateDir
+	}
+	return config.DefaultStateDir(g.Getenv)
+}

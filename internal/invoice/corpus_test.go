@@ -90,8 +90,14 @@ func TestCorpusProperty(t *testing.T) {
 // generated corpus (invoices, PDF renderings, SQL dump): the cost the
 // backup pays per byte. Compare its MB/s with the backup throughput
 // (bench/invparse.sh does).
+//
+// EINVAULT_BENCH_CORPUS names an existing corpus to use instead of a
+// generated 2000-invoice one.
 func BenchmarkRecognizeCorpus(b *testing.B) {
-	dir := generateCorpus(b, 2000, 0)
+	dir := os.Getenv("EINVAULT_BENCH_CORPUS")
+	if dir == "" {
+		dir = generateCorpus(b, 2000, 0)
+	}
 	type file struct {
 		name string
 		data []byte

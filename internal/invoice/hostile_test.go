@@ -160,3 +160,16 @@ func TestRecognizeZipMembers(t *testing.T) {
 		t.Errorf("zip depth limit: %v %v", invs, err)
 	}
 }
+
+// TestParseXMLManyTextPieces: a text node split into a million pieces
+// by comments is linear work, not quadratic.
+func TestParseXMLManyTextPieces(t *testing.T) {
+	doc := "<HDon>" + strings.Repeat("x<!---->", 1<<20) + "</HDon>"
+	n, err := parseXML(t.Context(), []byte(doc), Limits{}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.text) != 1<<20 {
+		t.Fatalf("text of %d bytes", len(n.text))
+	}
+}

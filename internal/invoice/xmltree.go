@@ -15,7 +15,8 @@ type node struct {
 	space, name string // namespace URI and local name
 	attrs       []xml.Attr
 	kids        []*node
-	text        string // character data directly inside the element
+	text        string // character data directly inside the element (whitespace-only runs dropped)
+	more        []byte // while parsing: text pieces after the first (no quadratic concatenation)
 }
 
 // child returns the first child element with the local name, or nil.
@@ -124,7 +125,8 @@ type scanner struct {
 	pos      int
 	lim      Limits
 	stack    []*node
-	qnames   []string // raw qualified names of open elements
+	qnames   [][]byte // raw qualified names of open elements (slices of data)
+	slab     []node   // nodes are carved from here, a block at a time
 	ns       []nsBinding
 	nsMarks  []int
 	elements int
@@ -150,8 +152,10 @@ func (p *scanner) parse() (*node, error) {
 				if len(bytes.TrimLeft(run, " \t\r\n")) != 0 {
 					return nil, p.malformed("text outside the root element")
 				}
-			} else if err := p.addText(run, true); err != nil {
-				return nil, err
+			} else if !allSpace(run) { // indentation carries nothing the extractors read
+				if err := p.addText(run, true); err != nil {
+					return nil, err
+				}
 			}
 			p.pos += end
 			continue
@@ -205,14 +209,14 @@ func (p *scanner) parse() (*node, error) {
 		return nil, rejected("malformed XML: no root element")
 	}
 	if len(p.stack) > 0 {
-		return nil, p.malformed("unexpected end of document inside <" + p.qnames[len(p.qnames)-1] + ">")
+		return nil, p.malformed("unexpected end of document inside <" + string(p.qnames[len(p.qnames)-1]) + ">")
 	}
 	return root, nil
 }
 
 func (p *scanner) addText(run []byte, entities bool) error {
 	top := p.stack[len(p.stack)-1]
-	if len(top.text)+len(run) > p.lim.MaxTokenBytes {
+	if max(len(top.text), len(top.more))+len(run) > p.lim.MaxTokenBytes {
 		return rejected("text node longer than %d bytes", p.lim.MaxTokenBytes)
 	}
 	var s string
@@ -224,10 +228,13 @@ func (p *scanner) addText(run []byte, entities bool) error {
 	} else {
 		s = string(run)
 	}
-	if top.text == "" {
+	switch {
+	case top.text == "" && top.more == nil:
 		top.text = s
-	} else {
-		top.text += s
+	case top.more == nil:
+		top.more = append(append(make([]byte, 0, 2*(len(top.text)+len(s))), top.text...), s...)
+	default:
+		top.more = append(top.more, s...)
 	}
 	return nil
 }
@@ -281,10 +288,57 @@ func (p *scanner) unescape(b []byte) (string, error) {
 	}
 }
 
+func allSpace(b []byte) bool {
+	for _, c := range b {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// knownNames are the element and attribute names of the formats read
+// here; names found in it are not allocated again for every element.
+var knownNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range strings.Fields(`HDon DLHDon TTChung NDHDon NBan NMua DSHHDVu HHDVu TToan DSCKS CQT MCCQT
+		PBan THDon KHMSHDon KHHDon SHDon NLap DVTTe TGia HTTToan MSTTCGP TTHDLQuan TTKhac TTin TTruong KDLieu DLieu
+		Ten MST DChi SDThoai DCTDTu STKNHang TNHang MKHang HVTNMHang TChat STT MHHDVu THHDVu DVTinh SLuong DGia
+		TLCKhau STCKhau ThTien TSuat THTTLTSuat LTSuat TThue TgTCThue TgTThue TTCKTMai TgTTTBSo TgTTTBChu
+		TDiep MNGui MNNhan MLTDiep MTDiep MTDTChieu SLuong Id DLQRCode
+		Signature SignedInfo CanonicalizationMethod SignatureMethod Reference Transforms Transform DigestMethod
+		DigestValue SignatureValue KeyInfo X509Data X509SubjectName X509Certificate Object SignatureProperties
+		SignatureProperty SigningTime Algorithm URI Target xmlns`) {
+		m[n] = n
+	}
+	return m
+}()
+
+// newNode returns a zeroed node from the slab.
+func (p *scanner) newNode() *node {
+	if len(p.slab) == cap(p.slab) {
+		p.slab = make([]node, 0, 64)
+	}
+	p.slab = p.slab[:len(p.slab)+1]
+	return &p.slab[len(p.slab)-1]
+}
 
 // name reads an XML name at p.pos.
 func (p *scanner) name() (string, error) {
+	b, err := p.nameBytes()
+	if err != nil {
+		return "", err
+	}
+	if s, ok := knownNames[string(b)]; ok {
+		return s, nil
+	}
+	return string(b), nil
+}
+
+// nameBytes reads an XML name at p.pos without allocating.
+func (p *scanner) nameBytes() ([]byte, error) {
 	d := p.data
 	start := p.pos
 	for p.pos < len(d) {
@@ -295,12 +349,12 @@ func (p *scanner) name() (string, error) {
 		p.pos++
 	}
 	if p.pos == start {
-		return "", p.malformed("expected a name")
+		return nil, p.malformed("expected a name")
 	}
 	if p.pos-start > 1024 {
-		return "", p.malformed("name too long")
+		return nil, p.malformed("name too long")
 	}
-	return string(d[start:p.pos]), nil
+	return d[start:p.pos], nil
 }
 
 func (p *scanner) skipSpace() {
@@ -311,9 +365,13 @@ func (p *scanner) skipSpace() {
 
 func (p *scanner) startTag() (*node, error) {
 	p.pos++ // '<'
-	qname, err := p.name()
+	qb, err := p.nameBytes()
 	if err != nil {
 		return nil, err
+	}
+	qname, ok := knownNames[string(qb)]
+	if !ok {
+		qname = string(qb)
 	}
 	p.elements++
 	if p.elements > p.lim.MaxElements {
@@ -322,7 +380,7 @@ func (p *scanner) startTag() (*node, error) {
 	if len(p.stack) >= p.lim.MaxDepth {
 		return nil, rejected("XML nesting deeper than %d levels", p.lim.MaxDepth)
 	}
-	n := &node{}
+	n := p.newNode()
 	p.nsMarks = append(p.nsMarks, len(p.ns))
 	d := p.data
 	selfClosing := false
@@ -398,26 +456,29 @@ func (p *scanner) startTag() (*node, error) {
 		return n, nil
 	}
 	p.stack = append(p.stack, n)
-	p.qnames = append(p.qnames, qname)
+	p.qnames = append(p.qnames, qb)
 	return n, nil
 }
 
 func (p *scanner) endTag() error {
 	p.pos += 2 // "</"
-	qname, err := p.name()
+	qb, err := p.nameBytes()
 	if err != nil {
 		return err
 	}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '>' {
-		return p.malformed("unterminated end tag </" + qname + ">")
+		return p.malformed("unterminated end tag </" + string(qb) + ">")
 	}
 	p.pos++
 	if len(p.stack) == 0 {
-		return p.malformed("end tag </" + qname + "> without start tag")
+		return p.malformed("end tag </" + string(qb) + "> without start tag")
 	}
-	if open := p.qnames[len(p.qnames)-1]; open != qname {
-		return p.malformed("end tag </" + qname + "> does not match <" + open + ">")
+	if open := p.qnames[len(p.qnames)-1]; !bytes.Equal(open, qb) {
+		return p.malformed("end tag </" + string(qb) + "> does not match <" + string(open) + ">")
+	}
+	if top := p.stack[len(p.stack)-1]; top.more != nil {
+		top.text, top.more = string(top.more), nil
 	}
 	p.stack = p.stack[:len(p.stack)-1]
 	p.qnames = p.qnames[:len(p.qnames)-1]

@@ -26,6 +26,7 @@ type backupOptions struct {
 	stdin         bool
 	stdinName     string
 	noSync        bool
+	db            dbBackupFlags
 }
 
 func newBackupCmd(g *Globals) *cobra.Command {
@@ -51,7 +52,10 @@ and exits with code 3.`,
 		Example: `  einvault backup /srv/invoices /etc/einvoice --tag invoices
   einvault backup --full /srv/invoices
   einvault backup --exclude '*.tmp' --exclude-file /etc/einvault/excludes /srv
-  pg_dump -Fc einvoice | einvault backup --stdin --stdin-filename einvoice.dump`,
+  pg_dump -Fc einvoice | einvault backup --stdin --stdin-filename einvoice.dump
+  einvault backup mysql://backup@db1:3306/einvoice       # MariaDB/MySQL (see 'einvault db')
+  einvault backup sqlite:/srv/app/einvoice.sqlite          # live SQLite database
+  einvault backup --stdin-from-command "mysqldump --all-databases" --stdin-filename all.sql`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBackup(cmd.Context(), g, o, args)
 		},
@@ -68,10 +72,14 @@ and exits with code 3.`,
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.stdinName, "stdin-filename", "stdin", "file name for --stdin")
 	f.BoolVar(&o.noSync, "no-sync", false, "do not bring the repository's copies up to date afterwards")
+	addDBBackupFlags(f, &o.db)
 	return cmd
 }
 
 func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) error {
+	if handled, err := runBackupDB(ctx, g, o, args); handled {
+		return err // mysql://, mariadb://, sqlite:, --stdin-from-command (cmd_db.go)
+	}
 	switch {
 	case o.full && o.differential:
 		return usageError("--full and --differential exclude each other")

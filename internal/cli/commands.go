@@ -25,5 +25,6 @@ func commands(g *Globals) []*cobra.Command {
 		newVersionCmd(g),
 		newCorpusCmd(),
 		newConfigCmd(g),
+		newDBCmd(g),
 	}
 }

@@ -26,5 +26,6 @@ func commands(g *Globals) []*cobra.Command {
 		newCorpusCmd(),
 		newConfigCmd(g),
 		newDBCmd(g),
+		newAlertsCmd(g),
 	}
 }

@@ -76,7 +76,7 @@ notifications:
 	if code != ExitUsage || !strings.Contains(errs, "no such alert") {
 		t.Fatalf("ack unknown: exit %d %s", code, errs)
 	}
-	if _, errs, code = run("alerts", "test", "nobody"); code == 0 || !strings.Contains(errs, "no recipient named") {
+	if out, errs, code = run("alerts", "test", "nobody"); code == 0 || !strings.Contains(out, "no recipient named") {
 		t.Fatalf("unknown recipient: exit %d %s", code, errs)
 	}
 	if _, errs, code = run("alerts", "flush"); code != 0 {

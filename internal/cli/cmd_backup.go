@@ -244,6 +244,10 @@ func (p backupProgress) Update(c archiver.Counters) {
 func reportBackup(g *Globals, res *archiver.Result) error {
 	s := res.Snapshot
 	sum := s.Summary
+	if g.op != nil {
+		g.op.kind, g.op.files, g.op.bytesRead, g.op.bytesAdded = s.Kind, int64(sum.TotalFiles), int64(sum.BytesRead), int64(sum.BytesAdded)
+		g.op.snapshot, g.op.source = s.ID.String(), strings.Join(s.Paths, " ")
+	}
 	if g.JSON {
 		out := map[string]any{"message_type": "summary", "snapshot_id": s.ID.String(), "kind": s.Kind, "summary": sum, "paths": s.Paths,
 			"unreadable": res.Unreadable}

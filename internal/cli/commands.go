@@ -27,5 +27,6 @@ func commands(g *Globals) []*cobra.Command {
 		newConfigCmd(g),
 		newDBCmd(g),
 		newAlertsCmd(g),
+		newJournalCmd(g),
 	}
 }

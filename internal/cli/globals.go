@@ -100,6 +100,14 @@ type Globals struct {
 	// stderrTerminal is true when progress bars may be drawn.
 	stderrTerminal bool
 	log            *slog.Logger
+
+	// Journal: the run being recorded (set when a command starts), the
+	// job it belongs to and who started it ("" = user@host); noJournal
+	// is set when the caller journals itself (the daemon).
+	op        *opRecord
+	job       string
+	trigger   string
+	noJournal bool
 	// password is kept once read, so that opening the copies of a
 	// repository does not ask again.
 	password []byte

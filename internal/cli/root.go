@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/spf13/cobra"
@@ -56,6 +57,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 finished with unreadable source files,
 				level = slog.LevelDebug
 			}
 			g.log = slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
+			g.op = &opRecord{start: time.Now()}
 			return nil
 		},
 	}
@@ -125,13 +127,14 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
+	cmd, err := root.ExecuteContextC(ctx)
 	code := ExitCode(err)
-	if cmdErr := unknownCommand(err); cmdErr {
+	if err != nil && unknownCommand(err) {
 		code = ExitUsage
+	}
+	code = g.recordOp(ctx, cmd, err, code)
+	if err == nil {
+		return code
 	}
 	if g.JSON {
 		_ = g.PrintJSON(map[string]any{"message_type": "error", "error": err.Error(), "exit_code": code})

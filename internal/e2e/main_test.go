@@ -140,7 +140,7 @@ func (e *env) environ() []string {
 		}
 		out = append(out, kv)
 	}
-	out = append(out, "EINVAULT_INSECURE_TEST_KDF=1")
+	out = append(out, "EINVAULT_INSECURE_TEST_KDF=1", "EINVAULT_STATE_DIR="+filepath.Join(e.dir, "state"), "EINVAULT_JOURNAL_SPOOL="+filepath.Join(e.dir, "spool"))
 	if e.repo != "" {
 		out = append(out, "EINVAULT_REPO="+e.repo)
 	}

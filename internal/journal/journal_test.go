@@ -1,0 +1,166 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+
+func entry(op, job, result string, at time.Duration) Entry {
+	return Entry{Op: op, Job: job, Kind: "incremental", Start: t0.Add(at), End: t0.Add(at + 90*time.Second), Files: 10, BytesRead: 1000,
+		BytesAdded: 100, Result: result, StartedBy: "schedule", Copies: []string{"nas", "s3"}}
+}
+
+func TestRecordAndList(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := Open(ctx, dir, Options{SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	for i, e := range []Entry{
+		entry("backup", "invoices", ResultOK, 0),
+		entry("backup", "invoices", ResultFailed, time.Hour),
+		entry("check", "invoices", ResultOK, 2*time.Hour),
+		entry("backup", "logs", ResultDegraded, 3*time.Hour),
+	} {
+		if i == 1 {
+			e.Error = "pre-flight: nas unreachable"
+		}
+		if _, err := j.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		f    Filter
+		want int
+	}{
+		{Filter{}, 4},
+		{Filter{Job: "invoices"}, 3},
+		{Filter{Failed: true}, 2},
+		{Filter{Since: t0.Add(90 * time.Minute)}, 2},
+		{Filter{Op: "check"}, 1},
+		{Filter{Limit: 1}, 1},
+	} {
+		got, err := j.List(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tc.want {
+			t.Errorf("%+v: %d entries, want %d", tc.f, len(got), tc.want)
+		}
+	}
+	all, _ := j.List(ctx, Filter{})
+	if all[0].Op != "backup" || all[0].Duration != 90 || all[0].ID == 0 || len(all[0].Copies) != 2 || all[3].Job != "logs" {
+		t.Errorf("entries: %+v", all)
+	}
+	lines, err := ReadJSONL(filepath.Join(dir, JSONLFile))
+	if err != nil || len(lines) != 4 || lines[1].Error == "" {
+		t.Errorf("jsonl: %d %v", len(lines), err)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, LogFile))
+	if n := bytes.Count(log, []byte("\n")); n != 4 || !strings.Contains(string(log), `FAILED   backup  job=invoices`) {
+		t.Errorf("log file:\n%s", log)
+	}
+}
+
+// TestQueuedWhenWritesFail: an entry that cannot be written is queued,
+// survives the process (spool) and is written exactly once later.
+func TestQueuedWhenWritesFail(t *testing.T) {
+	ctx := context.Background()
+	dir, spool := t.TempDir(), t.TempDir()
+	var fail error = syscall.ENOSPC
+	opts := Options{SpoolDir: spool, FailWrite: func(sink string) error { return fail }}
+	j, err := Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = j.Record(ctx, entry("backup", "invoices", ResultOK, 0))
+	if !errors.Is(err, ErrNotRecorded) || !strings.Contains(err.Error(), "queued") {
+		t.Fatalf("record on a full disk: %v", err)
+	}
+	if got, _ := j.List(ctx, Filter{}); len(got) != 1 {
+		t.Errorf("queued entry not listed: %d", len(got))
+	}
+	// A new process finds it in the spool and writes it once the disk works.
+	j.db.Close()
+	fail = nil
+	j2, err := Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if j2.Pending() != 0 {
+		t.Fatalf("%d still pending", j2.Pending())
+	}
+	got, _ := j2.List(ctx, Filter{})
+	lines, _ := ReadJSONL(filepath.Join(dir, JSONLFile))
+	if len(got) != 1 || len(lines) != 1 {
+		t.Fatalf("after recovery: %d in db, %d in jsonl", len(got), len(lines))
+	}
+	if m, _ := filepath.Glob(filepath.Join(spool, "*")); len(m) != 0 {
+		t.Errorf("spool not emptied: %v", m)
+	}
+}
+
+// TestDiskFullTmpfs fills a real tmpfs state directory.
+func TestDiskFullTmpfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root; TestQueuedWhenWritesFail covers the logic with injected ENOSPC")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v: %s); TestQueuedWhenWritesFail covers the logic", err, bytes.TrimSpace(out))
+	}
+	defer exec.Command("umount", "-l", mnt).Run()
+	ctx := context.Background()
+	spool := t.TempDir()
+	j, err := Open(ctx, mnt, Options{SpoolDir: spool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Record(ctx, entry("backup", "a", ResultOK, 0)); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	f, _ := os.Create(filler)
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	var recErr error
+	for i := 1; i < 200 && recErr == nil; i++ {
+		e := entry("backup", "a", ResultOK, time.Duration(i)*time.Minute)
+		e.Error = strings.Repeat("x", 4000)
+		_, recErr = j.Record(ctx, e)
+	}
+	if !errors.Is(recErr, ErrNotRecorded) {
+		t.Fatalf("full state directory: %v", recErr)
+	}
+	if !strings.Contains(recErr.Error(), spool) {
+		t.Errorf("error does not say where the entry waits: %v", recErr)
+	}
+	os.Remove(filler)
+	if err := j.Flush(ctx); err != nil {
+		t.Fatalf("flush after freeing space: %v", err)
+	}
+	got, _ := j.List(ctx, Filter{})
+	lines, err := ReadJSONL(filepath.Join(mnt, JSONLFile))
+	if err != nil || len(lines) != len(got) {
+		t.Errorf("db has %d, jsonl %d (%v): a line was lost or doubled", len(got), len(lines), err)
+	}
+}

@@ -60,6 +60,10 @@ func Create(ctx context.Context, loc string, opts Options) (backend.Backend, err
 func open(ctx context.Context, loc string, opts Options, create bool) (backend.Backend, error) {
 	_ = opts.getenv
 	switch Scheme(loc) {
+	case "sftp":
+		return openSFTP(ctx, loc, opts, create)
+	case "rclone":
+		return openRclone(ctx, loc, opts, create)
 	case "local":
 		path := strings.TrimPrefix(loc, "local:")
 		if path == "" {

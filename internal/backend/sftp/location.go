@@ -28,7 +28,7 @@ func ParseLocation(loc string) (Config, error) {
 	var cfg Config
 	rest, ok := strings.CutPrefix(loc, "sftp:")
 	if !ok {
-		return cfg, fmt.Errorf("%w %q: must start with sftp:", ErrBadLocation, loc)
+		return cfg, fmt.Errorf("%w %q: must start with \"sftp:\"", ErrBadLocation, loc)
 	}
 	rest, query, _ := strings.Cut(rest, "?")
 	if r, isURL := strings.CutPrefix(rest, "//"); isURL {

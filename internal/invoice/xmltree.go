@@ -115,7 +115,9 @@ func parseXML(ctx context.Context, data []byte, lim Limits) (*node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p := scanner{data: data, lim: lim}
+	// '<' count bounds the number of elements: one allocation of nodes
+	// for a typical invoice, blocks of at most 1024 for big documents.
+	p := scanner{data: data, lim: lim, block: min(bytes.Count(data, []byte("<"))/2+1, 1024)}
 	return p.parse()
 }
 
@@ -127,6 +129,10 @@ type scanner struct {
 	stack    []*node
 	qnames   [][]byte // raw qualified names of open elements (slices of data)
 	slab     []node   // nodes are carved from here, a block at a time
+	block    int      // size of the next slab block
+	pending  []*node  // children of the open elements, in order
+	marks    []int    // where each open element's children start in pending
+	kidArena []*node  // exact-size kids slices are carved from here
 	ns       []nsBinding
 	nsMarks  []int
 	elements int
@@ -316,10 +322,62 @@ var knownNames = func() map[string]string {
 	return m
 }()
 
+// skipped are elements whose content no extractor reads (line items,
+// certificates, signature objects): the scanner keeps the element but
+// jumps over its content, which is most of an invoice's markup.
+// VerifySignatures reads the signatures with its own parser.
+var skipped = map[string]bool{
+	"DSHHDVu": true, "KeyInfo": true, "Object": true, // VN items, XMLDSig key and properties
+	"InvoiceLine": true, "CreditNoteLine": true, // UBL lines
+	"IncludedSupplyChainTradeLineItem": true,                              // CII lines
+	"GoodsInfos":                       true, "IssuItemInformation": true, // CN items
+}
+
+// skipContent moves p.pos past the end tag that closes the element
+// qname whose start tag was just read, counting nested elements of the
+// same name. The skipped bytes are not built into nodes (so cost no
+// memory) and only checked to be balanced for that name.
+func (p *scanner) skipContent(qname []byte) error {
+	d := p.data
+	depth := 1
+	for depth > 0 {
+		i := bytes.IndexByte(d[p.pos:], '<')
+		if i < 0 {
+			return p.malformed("unexpected end of document inside <" + string(qname) + ">")
+		}
+		p.pos += i + 1
+		closing := p.pos < len(d) && d[p.pos] == '/'
+		if closing {
+			p.pos++
+		}
+		if !bytes.HasPrefix(d[p.pos:], qname) || p.pos+len(qname) >= len(d) {
+			continue
+		}
+		switch c := d[p.pos+len(qname)]; {
+		case c == '>' || isSpace(c):
+		case c == '/' && !closing:
+			continue // <name/>: opens and closes
+		default:
+			continue // a longer name
+		}
+		if closing {
+			depth--
+		} else {
+			depth++
+		}
+	}
+	end := bytes.IndexByte(d[p.pos:], '>')
+	if end < 0 {
+		return p.malformed("unterminated end tag </" + string(qname) + ">")
+	}
+	p.pos += end + 1
+	return nil
+}
+
 // newNode returns a zeroed node from the slab.
 func (p *scanner) newNode() *node {
 	if len(p.slab) == cap(p.slab) {
-		p.slab = make([]node, 0, 64)
+		p.slab = make([]node, 0, p.block)
 	}
 	p.slab = p.slab[:len(p.slab)+1]
 	return &p.slab[len(p.slab)-1]
@@ -447,16 +505,24 @@ func (p *scanner) startTag() (*node, error) {
 	n.name = local
 	n.space = p.resolve(prefix)
 	if len(p.stack) > 0 {
-		parent := p.stack[len(p.stack)-1]
-		parent.kids = append(parent.kids, n)
+		p.pending = append(p.pending, n)
 	}
 	if selfClosing {
 		p.ns = p.ns[:p.nsMarks[len(p.nsMarks)-1]]
 		p.nsMarks = p.nsMarks[:len(p.nsMarks)-1]
 		return n, nil
 	}
+	if skipped[local] {
+		if err := p.skipContent(qb); err != nil {
+			return nil, err
+		}
+		p.ns = p.ns[:p.nsMarks[len(p.nsMarks)-1]]
+		p.nsMarks = p.nsMarks[:len(p.nsMarks)-1]
+		return n, nil
+	}
 	p.stack = append(p.stack, n)
 	p.qnames = append(p.qnames, qb)
+	p.marks = append(p.marks, len(p.pending))
 	return n, nil
 }
 
@@ -477,8 +543,20 @@ func (p *scanner) endTag() error {
 	if open := p.qnames[len(p.qnames)-1]; !bytes.Equal(open, qb) {
 		return p.malformed("end tag </" + string(qb) + "> does not match <" + string(open) + ">")
 	}
-	if top := p.stack[len(p.stack)-1]; top.more != nil {
+	top := p.stack[len(p.stack)-1]
+	if top.more != nil {
 		top.text, top.more = string(top.more), nil
+	}
+	mark := p.marks[len(p.marks)-1]
+	p.marks = p.marks[:len(p.marks)-1]
+	if k := len(p.pending) - mark; k > 0 {
+		if len(p.kidArena)+k > cap(p.kidArena) {
+			p.kidArena = make([]*node, 0, max(k, p.block))
+		}
+		start := len(p.kidArena)
+		p.kidArena = append(p.kidArena, p.pending[mark:]...)
+		top.kids = p.kidArena[start:len(p.kidArena):len(p.kidArena)]
+		p.pending = p.pending[:mark]
 	}
 	p.stack = p.stack[:len(p.stack)-1]
 	p.qnames = p.qnames[:len(p.qnames)-1]

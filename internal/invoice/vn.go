@@ -111,10 +111,13 @@ func extractTT32(doc *node) (Invoice, bool) {
 	if inv.SellerTaxCode == "" {
 		return Invoice{}, false
 	}
+	// adjustmentType in the 2014 GDT schema: 1 original, 3 replacement,
+	// 5 adjustment, 7 cancellation record, 9 discount adjustment (from
+	// the published format description; no sample other than 1 seen).
 	switch d.str("adjustmentType") {
 	case "3":
 		inv.Kind = "replacement"
-	case "5", "7":
+	case "5", "9":
 		inv.Kind = "adjustment"
 	}
 	if orig := d.str("originalInvoiceId"); orig != "" && inv.Kind != "invoice" {

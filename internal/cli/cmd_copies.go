@@ -98,6 +98,22 @@ The kind of media is guessed from the location (disk for a path) unless
 				return fmt.Errorf("copy %q: %w", name, err)
 			}
 			defer be.Close()
+			// A new copy becomes the same repository at once: key files
+			// first, then config (the data follows with the next sync).
+			self := replica.Member{Copy: cs.selfCopy(), Backend: r.Backend()}
+			dst := replica.Member{Copy: replica.Copy{Name: name, Location: loc}, Backend: be}
+			for _, ft := range []backend.FileType{backend.KeyFile, backend.ConfigFile} {
+				err := r.Backend().List(ctx, ft, func(fi backend.FileInfo) error {
+					h := backend.Handle{Type: ft, Name: fi.Name}
+					if _, err := be.Stat(ctx, h); err == nil {
+						return nil
+					}
+					return replica.CopyFile(ctx, self, dst, h)
+				})
+				if err != nil {
+					return fmt.Errorf("copy %q: prepare %s: %w", name, loc, err)
+				}
+			}
 			cs.update(cs.selfCopy().Name, func(*replica.Copy) {})
 			if !cmd.Flags().Changed("order") {
 				order = cs.list.NextOrder()
@@ -107,7 +123,7 @@ The kind of media is guessed from the location (disk for a path) unless
 			if err := cs.list.Validate(); err != nil {
 				return usageError("%v", err)
 			}
-			if err := cs.save(ctx, g, cs.members); err != nil {
+			if err := cs.save(ctx, g, append(cs.members, dst)); err != nil {
 				return err
 			}
 			if g.JSON {

@@ -77,22 +77,25 @@ run_case() {
 	rm -rf "$dir" "$src"
 }
 
-declare -A INIT INCR
+declare -A INIT INCR INITS INCRS
 cases=(local-only two-local-copies)
 ((${#REMOTES[@]})) && cases+=(local-plus-remote)
-for c in "${cases[@]}"; do
-	inits=() incs=()
-	for r in $(seq "$RUNS"); do
+# Runs are interleaved (A B A B ...) so that drift in the machine's load
+# hits every case alike.
+for r in $(seq "$RUNS"); do
+	for c in "${cases[@]}"; do
 		case $c in
 		local-only) out=$(run_case "$c") ;;
 		two-local-copies) out=$(run_case "$c" "$WORK/$c/copy-b" "$WORK/$c/copy-c") ;;
 		local-plus-remote) out=$(run_case "$c" "${REMOTES[@]}") ;;
 		esac
-		inits+=("${out% *}") incs+=("${out#* }")
+		INITS[$c]+="${out% *} " INCRS[$c]+="${out#* } "
 		log "$c run $r: initial ${out% *}s, incremental ${out#* }s"
 	done
-	INIT[$c]=$(printf '%s\n' "${inits[@]}" | median)
-	INCR[$c]=$(printf '%s\n' "${incs[@]}" | median)
+done
+for c in "${cases[@]}"; do
+	INIT[$c]=$(printf '%s\n' ${INITS[$c]} | median)
+	INCR[$c]=$(printf '%s\n' ${INCRS[$c]} | median)
 done
 
 echo

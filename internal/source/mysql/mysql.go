@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,10 @@ const (
 	EngineMySQL   = "mysql"
 )
 
+// lockWaitSeconds bounds how long FLUSH TABLES WITH READ LOCK may wait
+// for running statements before einvault gives up the exact snapshot.
+const lockWaitSeconds = 5
+
 // Format is the stream format of a dump.
 const Format = "sql"
 
@@ -54,7 +59,8 @@ type Options struct {
 	BinDir string // directory of mariadb-dump/mysqldump ("" = PATH)
 	Logger *slog.Logger
 	// SnapshotWait bounds how long the global read lock is held waiting
-	// for the dump to begin (default 30s).
+	// for the dump to begin (default 10s); after that the lock is
+	// released and the metadata is marked approximate.
 	SnapshotWait time.Duration
 }
 
@@ -148,12 +154,17 @@ func dump(ctx context.Context, o Options, emit func(string, io.Reader) error) (*
 	}
 	md.SizeBytes = size.Int64
 
+	// Never let the global read lock queue behind a long statement for
+	// long: while FLUSH TABLES WITH READ LOCK waits, new writes wait too.
 	locked := true
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = "+strconv.Itoa(lockWaitSeconds)); err != nil {
+		return nil, fmt.Errorf("mysql: %w", err)
+	}
 	if _, err := conn.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
 		locked = false
 		md.Extra["consistent"] = "approximate"
 		if o.Logger != nil {
-			o.Logger.Warn("cannot take the global read lock: row counts and checksums are taken near, not exactly at, the dump's snapshot (grant RELOAD to the backup user)", "err", err)
+			o.Logger.Warn("cannot take the global read lock: row counts and checksums are taken near, not exactly at, the dump's snapshot (grant RELOAD to the backup user, or back up when no long statement runs)", "err", err)
 		}
 	} else {
 		md.Extra["consistent"] = "exact"
@@ -183,7 +194,7 @@ func dump(ctx context.Context, o Options, emit func(string, io.Reader) error) (*
 	signal := func() { once.Do(func() { close(begun) }) }
 	wait := o.SnapshotWait
 	if wait <= 0 {
-		wait = 30 * time.Second
+		wait = 10 * time.Second
 	}
 	// While the dump streams: release the lock once it has begun, then
 	// read counts and checksums in our snapshot.

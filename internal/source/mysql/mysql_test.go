@@ -109,9 +109,7 @@ func TestDumpRestoreVerifyWhileWriting(t *testing.T) {
 	if md.Engine != EngineMariaDB || !strings.Contains(md.ServerVersion, "MariaDB") || md.Extra["consistent"] != "exact" || md.SizeBytes <= 0 {
 		t.Fatalf("metadata: %+v", md)
 	}
-	if commits.Load() <= atBackup-1 {
-		t.Logf("writer made %d commits during the backup", commits.Load()-atBackup)
-	}
+	t.Logf("the writer committed %d transactions before and during the backup", atBackup)
 	var inv source.Table
 	for _, tb := range md.Tables {
 		if tb.Name == "invoices" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/einvault/einvault/internal/archiver"
 	"github.com/einvault/einvault/internal/repo"
+	"github.com/einvault/einvault/internal/source/pg"
 	"github.com/spf13/cobra"
 )
 
@@ -27,6 +28,8 @@ type backupOptions struct {
 	stdinName     string
 	noSync        bool
 	db            dbBackupFlags
+	pgChecksums   bool
+	pgBin         string
 }
 
 func newBackupCmd(g *Globals) *cobra.Command {
@@ -53,6 +56,7 @@ and exits with code 3.`,
   einvault backup --full /srv/invoices
   einvault backup --exclude '*.tmp' --exclude-file /etc/einvault/excludes /srv
   pg_dump -Fc einvoice | einvault backup --stdin --stdin-filename einvoice.dump
+  einvault backup pg://backup@db1:5432/einvoice          # PostgreSQL logical backup (see 'einvault pg')
   einvault backup mysql://backup@db1:3306/einvoice       # MariaDB/MySQL (see 'einvault db')
   einvault backup sqlite:/srv/app/einvoice.sqlite          # live SQLite database
   einvault backup --stdin-from-command "mysqldump --all-databases" --stdin-filename all.sql`,
@@ -73,10 +77,15 @@ and exits with code 3.`,
 	f.StringVar(&o.stdinName, "stdin-filename", "stdin", "file name for --stdin")
 	f.BoolVar(&o.noSync, "no-sync", false, "do not bring the repository's copies up to date afterwards")
 	addDBBackupFlags(f, &o.db)
+	f.BoolVar(&o.pgChecksums, "pg-checksums", false, "PostgreSQL: also record an md5 of each table's rows (reads every row twice)")
+	f.StringVar(&o.pgBin, "pg-bin", "", "PostgreSQL: directory of pg_dump and friends (default: newest installed)")
 	return cmd
 }
 
 func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) error {
+	if len(args) == 1 && !o.stdin && pg.IsDSN(args[0]) {
+		return runBackupPG(ctx, g, o, args[0]) // pg://, postgres://, postgresql:// (cmd_pg.go)
+	}
 	if handled, err := runBackupDB(ctx, g, o, args); handled {
 		return err // mysql://, mariadb://, sqlite:, --stdin-from-command (cmd_db.go)
 	}

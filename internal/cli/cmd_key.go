@@ -230,6 +230,6 @@ read every backup. To revoke it: einvault key remove %s
 		},
 	}
 	kit.Flags().StringVarP(&out, "output", "o", "", "write the kit to this file (mode 0600) instead of stdout")
-	cmd.AddCommand(list, add, remove, passwd, rotate, kit)
+	cmd.AddCommand(list, add, remove, passwd, rotate, kit, newKeyCacheCmd(g))
 	return cmd
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -21,11 +22,13 @@ type snapshotJSON struct {
 	Parent  string       `json:"parent,omitempty"`
 	Tree    string       `json:"tree"`
 	Summary repo.Summary `json:"summary"`
+	// Meta is what a database or command source recorded (source.Metadata under "source").
+	Meta map[string]json.RawMessage `json:"meta,omitempty"`
 }
 
 func toSnapshotJSON(s *repo.Snapshot) snapshotJSON {
 	j := snapshotJSON{ID: s.ID.String(), ShortID: s.ID.Short(), Time: s.Time.Format("2006-01-02T15:04:05.000000000Z07:00"), Host: s.Host,
-		Paths: s.Paths, Tags: s.Tags, Kind: s.Kind, Source: s.Source, Tree: s.Tree.String(), Summary: s.Summary}
+		Paths: s.Paths, Tags: s.Tags, Kind: s.Kind, Source: s.Source, Tree: s.Tree.String(), Summary: s.Summary, Meta: s.Meta}
 	if j.Tags == nil {
 		j.Tags = []string{}
 	}

@@ -28,5 +28,8 @@ func commands(g *Globals) []*cobra.Command {
 		newDBCmd(g),
 		newAlertsCmd(g),
 		newJournalCmd(g),
+		newPGCmd(g),
+		newWALPushCmd(g),
+		newWALFetchCmd(g),
 	}
 }

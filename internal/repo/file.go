@@ -33,6 +33,7 @@ const (
 	KindCatalog  FileKind = 5
 	KindDict     FileKind = 6
 	KindCopies   FileKind = 7
+	KindWAL      FileKind = 8 // an archived PostgreSQL WAL file (wal.go)
 )
 
 func (k FileKind) String() string {
@@ -51,6 +52,8 @@ func (k FileKind) String() string {
 		return "dictionary"
 	case KindCopies:
 		return "copy list"
+	case KindWAL:
+		return "WAL file"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -250,3 +250,18 @@ func (k *killingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+func TestDumpWithoutReloadIsApproximate(t *testing.T) {
+	m, d := setup(t)
+	m.Exec(t, "CREATE USER 'ro'@'127.0.0.1' IDENTIFIED BY 'pw'; GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON shop.* TO 'ro'@'127.0.0.1'")
+	d.User, d.Password = "ro", "pw"
+	r := sourcetest.Repo(t)
+	res, err := sourcetest.Backup(context.Background(), r, EngineMariaDB, DumpStreams(Options{DSN: d}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _, err := source.FromMeta(res.Snapshot.Meta)
+	if err != nil || md.Extra["consistent"] != "approximate" || len(md.Tables) == 0 {
+		t.Fatalf("metadata %+v, %v", md, err)
+	}
+}

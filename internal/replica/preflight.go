@@ -108,9 +108,11 @@ func Preflight(ctx context.Context, m Member, o PreflightOptions) Probe {
 			if need := o.Need + o.Margin; o.Need > 0 && free < need {
 				return fail("%v: %s free, %s needed (estimated upload plus margin): free space there or move the copy", ErrNoSpace, FormatBytes(free), FormatBytes(need))
 			}
-		case errors.Is(err, backend.ErrSpaceUnknown):
-		default:
+		case ctx.Err() != nil:
 			return fail("free space: %s", oneLine(err))
+		default:
+			// Unknown (an S3 bucket without quota, an SFTP server without
+			// the statvfs extension): not a failure.
 		}
 	}
 	if cs, ok := find[ClockSkewer](m.Backend); ok {

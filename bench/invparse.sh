@@ -57,17 +57,16 @@ done
 B=$(printf '%s\n' "${backup[@]}" | median)
 BC=$(printf '%s\n' "${backupcpu[@]}" | median)
 
-# The benchmark runs one calibration pass and then 4 timed passes; its
-# CPU time over 5 passes (minus file loading, which the backup does anyway)
-# is an upper bound of the CPU one pass costs.
+# The benchmark reports wall time per pass (ns/op) and the process CPU
+# time per pass (cpu-ns/op, garbage collection included).
 recog=() recogcpu=()
 for ((r = 1; r <= RUNS; r++)); do
-	out=$(cd internal/invoice && EINVAULT_BENCH_CORPUS=$WORK/src /usr/bin/time -f '%e %U %S' -o "$WORK/time" \
+	out=$(cd internal/invoice && EINVAULT_BENCH_CORPUS=$WORK/src \
 		"$WORK/invoice.test" -test.run '^$' -test.bench '^BenchmarkRecognizeCorpus$' -test.benchtime 4x)
 	ns=$(awk '/^BenchmarkRecognizeCorpus/ {print $3}' <<<"$out")
+	cpu=$(awk '/^BenchmarkRecognizeCorpus/ {for (i = 1; i < NF; i++) if ($(i+1) == "cpu-ns/op") print $i}' <<<"$out")
 	recog+=("$(echo "$ns / 1000000000" | bc -l)")
-	read -r wall user sys <"$WORK/time"
-	recogcpu+=("$(echo "($user + $sys) / 5" | bc -l)")
+	recogcpu+=("$(echo "$cpu / 1000000000" | bc -l)")
 done
 R=$(printf '%s\n' "${recog[@]}" | median)
 RC=$(printf '%s\n' "${recogcpu[@]}" | median)

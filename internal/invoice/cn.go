@@ -85,7 +85,7 @@ func extractCNXBRL(doc *node) (Invoice, bool) {
 	for _, k := range doc.kids {
 		if strings.HasPrefix(k.space, nsCNXBRLPrefix) {
 			if _, dup := facts[k.name]; !dup {
-				facts[k.name] = strings.TrimSpace(k.text)
+				facts[k.name] = strings.TrimSpace(k.txt())
 			}
 		}
 	}

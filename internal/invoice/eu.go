@@ -39,11 +39,11 @@ func extractUBL(doc *node) (Invoice, bool) {
 			continue
 		}
 		if ta := tt.child("TaxAmount"); ta != nil && (inv.TotalTax == "" || ta.attr("currencyID") == inv.Currency) {
-			inv.TotalTax = strings.TrimSpace(ta.text)
+			inv.TotalTax = strings.TrimSpace(ta.txt())
 		}
 	}
 	if ref := doc.path("BillingReference", "InvoiceDocumentReference", "ID"); ref != nil && inv.Kind != "invoice" {
-		inv.Related = strings.Join([]string{inv.SellerTaxCode, "380", "", strings.TrimSpace(ref.text)}, "/")
+		inv.Related = strings.Join([]string{inv.SellerTaxCode, "380", "", strings.TrimSpace(ref.txt())}, "/")
 	}
 	if ext := doc.child("UBLExtensions"); ext != nil {
 		inv.Signatures = append(inv.Signatures, listSignatures(ext, "seller")...)
@@ -76,7 +76,7 @@ func ublParty(p *node) (id, name string) {
 }
 
 func schemeValue(n *node) string {
-	v := strings.TrimSpace(n.text)
+	v := strings.TrimSpace(n.txt())
 	if s := n.attr("schemeID"); s != "" && v != "" {
 		return s + ":" + v
 	}
@@ -118,12 +118,12 @@ func extractCII(doc *node) (Invoice, bool) {
 		inv.Total = ms.str("GrandTotalAmount")
 		for _, k := range ms.kids {
 			if k.name == "TaxTotalAmount" && (inv.TotalTax == "" || k.attr("currencyID") == inv.Currency) {
-				inv.TotalTax = strings.TrimSpace(k.text)
+				inv.TotalTax = strings.TrimSpace(k.txt())
 			}
 		}
 	}
 	if ref := set.path("InvoiceReferencedDocument", "IssuerAssignedID"); ref != nil && inv.Kind != "invoice" {
-		inv.Related = strings.Join([]string{inv.SellerTaxCode, "380", "", strings.TrimSpace(ref.text)}, "/")
+		inv.Related = strings.Join([]string{inv.SellerTaxCode, "380", "", strings.TrimSpace(ref.txt())}, "/")
 	}
 	return inv, true
 }
@@ -143,11 +143,11 @@ func ciiParty(p *node) (id, name string) {
 		switch r.attr("schemeID") {
 		case "VA":
 			if id == "" {
-				id = strings.TrimSpace(r.text)
+				id = strings.TrimSpace(r.txt())
 			}
 		default:
 			if fc == "" {
-				fc = strings.TrimSpace(r.text)
+				fc = strings.TrimSpace(r.txt())
 			}
 		}
 	}

@@ -169,7 +169,7 @@ func TestParseXMLManyTextPieces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(n.text) != 1<<20 {
-		t.Fatalf("text of %d bytes", len(n.text))
+	if len(n.txt()) != 1<<20 {
+		t.Fatalf("text of %d bytes", len(n.txt()))
 	}
 }

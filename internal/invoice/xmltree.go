@@ -15,8 +15,12 @@ type node struct {
 	space, name string // namespace URI and local name
 	attrs       []xml.Attr
 	kids        []*node
-	text        string // character data directly inside the element (whitespace-only runs dropped)
-	more        []byte // while parsing: text pieces after the first (no quadratic concatenation)
+	// raw is the character data directly inside the element
+	// (whitespace-only runs dropped): a slice of the input while it is
+	// one piece without entities, else a buffer of its own (owned). It
+	// becomes a string only when an extractor reads it.
+	raw   []byte
+	owned bool
 }
 
 // child returns the first child element with the local name, or nil.
@@ -46,9 +50,17 @@ func (n *node) path(names ...string) *node {
 // str returns the trimmed text at the path ("" when missing).
 func (n *node) str(names ...string) string {
 	if m := n.path(names...); m != nil {
-		return strings.TrimSpace(m.text)
+		return string(bytes.TrimSpace(m.raw))
 	}
 	return ""
+}
+
+// txt returns the element's text as written (entities resolved).
+func (n *node) txt() string {
+	if n == nil {
+		return ""
+	}
+	return string(n.raw)
 }
 
 // attr returns the attribute with the local name, "" when missing.
@@ -222,25 +234,25 @@ func (p *scanner) parse() (*node, error) {
 
 func (p *scanner) addText(run []byte, entities bool) error {
 	top := p.stack[len(p.stack)-1]
-	if max(len(top.text), len(top.more))+len(run) > p.lim.MaxTokenBytes {
+	if len(top.raw)+len(run) > p.lim.MaxTokenBytes {
 		return rejected("text node longer than %d bytes", p.lim.MaxTokenBytes)
 	}
-	var s string
+	piece, owned := run, false
 	if entities && bytes.IndexByte(run, '&') >= 0 {
-		var err error
-		if s, err = p.unescape(run); err != nil {
+		s, err := p.unescape(run)
+		if err != nil {
 			return err
 		}
-	} else {
-		s = string(run)
+		piece, owned = []byte(s), true
 	}
 	switch {
-	case top.text == "" && top.more == nil:
-		top.text = s
-	case top.more == nil:
-		top.more = append(append(make([]byte, 0, 2*(len(top.text)+len(s))), top.text...), s...)
+	case len(top.raw) == 0 && !top.owned:
+		top.raw, top.owned = piece, owned
+	case !top.owned:
+		top.raw = append(append(make([]byte, 0, 2*(len(top.raw)+len(piece))), top.raw...), piece...)
+		top.owned = true
 	default:
-		top.more = append(top.more, s...)
+		top.raw = append(top.raw, piece...) // amortised: no quadratic concatenation
 	}
 	return nil
 }
@@ -544,9 +556,6 @@ func (p *scanner) endTag() error {
 		return p.malformed("end tag </" + string(qb) + "> does not match <" + string(open) + ">")
 	}
 	top := p.stack[len(p.stack)-1]
-	if top.more != nil {
-		top.text, top.more = string(top.more), nil
-	}
 	mark := p.marks[len(p.marks)-1]
 	p.marks = p.marks[:len(p.marks)-1]
 	if k := len(p.pending) - mark; k > 0 {

@@ -44,7 +44,7 @@ func refTree(data []byte) (*node, error) {
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
 			if len(stack) > 0 {
-				stack[len(stack)-1].text += string(t)
+				stack[len(stack)-1].raw = append(stack[len(stack)-1].raw, t...)
 			}
 		case xml.Directive:
 			return nil, errors.New("directive")
@@ -57,7 +57,7 @@ func refTree(data []byte) (*node, error) {
 }
 
 func sameTree(a, b *node) bool {
-	if a.name != b.name || a.space != b.space || squash(a.text) != squash(b.text) || len(a.kids) != len(b.kids) {
+	if a.name != b.name || a.space != b.space || squash(a.txt()) != squash(b.txt()) || len(a.kids) != len(b.kids) {
 		return false
 	}
 	for i := range a.kids {

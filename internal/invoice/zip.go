@@ -199,7 +199,7 @@ func ofdCustomData(ofd *node) (Invoice, bool) {
 	cd := map[string]string{}
 	if c := ofd.path("DocBody", "DocInfo", "CustomDatas"); c != nil {
 		for _, k := range c.kids {
-			cd[k.attr("Name")] = strings.TrimSpace(k.text)
+			cd[k.attr("Name")] = strings.TrimSpace(k.txt())
 		}
 	}
 	num := cd["发票号码"]
@@ -230,7 +230,7 @@ func ofdCustomData(ofd *node) (Invoice, bool) {
 func ofdSeals(ctx context.Context, z *zipReader, ofd *node) ([]Signature, error) {
 	var lists []string
 	for _, n := range ofd.findAll("", "Signatures") {
-		if t := strings.TrimSpace(n.text); t != "" {
+		if t := strings.TrimSpace(n.txt()); t != "" {
 			lists = append(lists, t)
 		}
 	}

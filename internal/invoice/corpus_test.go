@@ -2,12 +2,12 @@ package invoice
 
 import (
 	"context"
-	"syscall"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 

@@ -101,8 +101,12 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 }
 
 func start(ctx context.Context, cfg Config, create bool) (*Backend, error) {
-	srv, err := startServer(ctx, cfg)
+	srv, err := newServer(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := srv.start(ctx); err != nil {
+		srv.stop()
 		return nil, err
 	}
 	scfg := sftp.Config{
@@ -116,6 +120,7 @@ func start(ctx context.Context, cfg Config, create bool) (*Backend, error) {
 		MissingDirIsEmpty: true,
 		Label:             "rclone:" + cfg.Remote,
 		Logger:            cfg.Logger,
+		BeforeDial:        srv.ensure,
 	}
 	var be *sftp.Backend
 	if create {
@@ -124,8 +129,9 @@ func start(ctx context.Context, cfg Config, create bool) (*Backend, error) {
 		be, err = sftp.Open(ctx, scfg)
 	}
 	if err != nil {
+		log := srv.logTail()
 		srv.stop()
-		if log := srv.logTail(); log != "" && !errors.Is(err, backend.ErrNotExist) && !errors.Is(err, sftp.ErrAlreadyExists) {
+		if log != "" && !errors.Is(err, backend.ErrNotExist) && !errors.Is(err, sftp.ErrAlreadyExists) {
 			return nil, fmt.Errorf("%w (rclone said: %s)", err, log)
 		}
 		return nil, err
@@ -238,22 +244,31 @@ func (b *Backend) Close() error {
 }
 
 // Pid returns the process ID of the rclone server (for tests).
-func (b *Backend) Pid() int { return b.srv.cmd.Process.Pid }
-
-// server is a running "rclone serve sftp".
-type server struct {
-	cmd       *exec.Cmd
-	dir       string
-	port      int
-	hostKey   ssh.PublicKey
-	clientKey string
-	done      chan struct{}
-	log       *tailBuffer
-	stopOnce  sync.Once
-	stopErr   error
+func (b *Backend) Pid() int {
+	b.srv.mu.Lock()
+	defer b.srv.mu.Unlock()
+	return b.srv.cmd.Process.Pid
 }
 
-func startServer(ctx context.Context, cfg Config) (*server, error) {
+// server runs "rclone serve sftp" and restarts it, on the same port with
+// the same keys, when it has died.
+type server struct {
+	cfg       Config
+	bin       string
+	dir       string
+	hostKey   ssh.PublicKey
+	clientKey string
+	timeout   time.Duration
+
+	mu      sync.Mutex // guards the fields below
+	port    int
+	cmd     *exec.Cmd
+	done    chan struct{}
+	log     *tailBuffer
+	stopped bool
+}
+
+func newServer(cfg Config) (*server, error) {
 	bin := cfg.Binary
 	if bin == "" && cfg.Getenv != nil {
 		bin = cfg.Getenv("EINVAULT_RCLONE")
@@ -269,59 +284,95 @@ func startServer(ctx context.Context, cfg Config) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rclone: %w", err)
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	hostPub, err := writeKey(filepath.Join(dir, "host_key"))
-	if err != nil {
-		cleanup()
+	s := &server{cfg: cfg, bin: path, dir: dir, clientKey: filepath.Join(dir, "client_key"), timeout: cfg.StartTimeout, log: &tailBuffer{}}
+	if s.timeout <= 0 {
+		s.timeout = DefaultStartTimeout
+	}
+	if s.hostKey, err = writeKey(filepath.Join(dir, "host_key")); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	clientPub, err := writeKey(filepath.Join(dir, "client_key"))
+	clientPub, err := writeKey(s.clientKey)
 	if err != nil {
-		cleanup()
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
-		cleanup()
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("rclone: %w", err)
 	}
-	timeout := cfg.StartTimeout
-	if timeout <= 0 {
-		timeout = DefaultStartTimeout
-	}
-	var lastErr error
-	for range 3 { // a port taken between our probe and rclone's bind: try another
-		port, err := freePort()
-		if err != nil {
-			cleanup()
-			return nil, fmt.Errorf("rclone: find a free loopback port: %w", err)
+	return s, nil
+}
+
+// start launches the server on a free port (trying another one when the
+// port was taken meanwhile) and waits until it listens.
+func (s *server) start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	for range 3 {
+		port, perr := freePort()
+		if perr != nil {
+			return fmt.Errorf("rclone: find a free loopback port: %w", perr)
 		}
-		s := &server{dir: dir, port: port, hostKey: hostPub, clientKey: filepath.Join(dir, "client_key"), log: &tailBuffer{}}
-		s.cmd = exec.Command(path, "serve", "sftp", cfg.Remote,
-			"--addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			"--key", filepath.Join(dir, "host_key"),
-			"--authorized-keys", filepath.Join(dir, "authorized_keys"),
-			"--user", "einvault",
-		)
-		s.cmd.Env = cfg.Env
-		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-		s.cmd.SysProcAttr = procAttr()
-		if err := s.cmd.Start(); err != nil {
-			cleanup()
-			return nil, fmt.Errorf("rclone:%s: start %s: %w", cfg.Remote, path, err)
-		}
-		s.done = make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(s.done) }()
-		lastErr = s.waitListening(ctx, timeout)
-		if lastErr == nil {
-			return s, nil
-		}
-		s.stop()
-		if ctx.Err() != nil || !strings.Contains(s.logTail(), "address already in use") {
+		s.port = port
+		if err = s.launch(ctx); err == nil || ctx.Err() != nil || !strings.Contains(s.log.String(), "address already in use") {
 			break
 		}
 	}
-	cleanup()
-	return nil, fmt.Errorf("rclone:%s: %w", cfg.Remote, lastErr)
+	return err
+}
+
+// ensure restarts a server that died (same port, same keys); it is
+// called before every SFTP dial.
+func (s *server) ensure(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return fmt.Errorf("rclone:%s: server stopped", s.cfg.Remote)
+	}
+	select {
+	case <-s.done:
+	default:
+		return nil // running
+	}
+	s.cfg.logger().Warn("rclone: server died; restarting it", "remote", s.cfg.Remote, "log", s.logTailLocked())
+	if err := s.launch(ctx); err != nil {
+		return backend.Transient(err)
+	}
+	return nil
+}
+
+// launch starts the process on s.port; s.mu is held.
+func (s *server) launch(ctx context.Context) error {
+	s.log = &tailBuffer{}
+	cmd := exec.Command(s.bin, "serve", "sftp", s.cfg.Remote,
+		"--addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		"--key", filepath.Join(s.dir, "host_key"),
+		"--authorized-keys", filepath.Join(s.dir, "authorized_keys"),
+		"--user", "einvault",
+	)
+	cmd.Env = s.cfg.Env
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	cmd.SysProcAttr = procAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("rclone:%s: start %s: %w", s.cfg.Remote, s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	if err := s.waitListening(ctx, s.timeout); err != nil {
+		s.kill()
+		return fmt.Errorf("rclone:%s: %w", s.cfg.Remote, err)
+	}
+	return nil
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
 }
 
 func (s *server) waitListening(ctx context.Context, timeout time.Duration) error {
@@ -330,7 +381,7 @@ func (s *server) waitListening(ctx context.Context, timeout time.Duration) error
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("rclone serve sftp exited at start: %s", s.logTail())
+			return fmt.Errorf("rclone serve sftp exited at start: %s", s.logTailLocked())
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -340,7 +391,7 @@ func (s *server) waitListening(ctx context.Context, timeout time.Duration) error
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("rclone serve sftp did not listen on %s within %s: %s", addr, timeout, s.logTail())
+			return fmt.Errorf("rclone serve sftp did not listen on %s within %s: %s", addr, timeout, s.logTailLocked())
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
@@ -353,31 +404,49 @@ func (s *server) waitListening(ctx context.Context, timeout time.Duration) error
 	}
 }
 
-// stop ends the server (SIGTERM, then SIGKILL after 5 seconds) and
-// removes its keys. A server that exits on SIGTERM is a clean stop.
+// stop ends the server for good (SIGTERM, then SIGKILL after 5 seconds)
+// and removes its keys. A server that exits on SIGTERM is a clean stop.
 func (s *server) stop() error {
-	s.stopOnce.Do(func() {
-		defer os.RemoveAll(s.dir)
-		select {
-		case <-s.done:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(5 * time.Second)
-		defer t.Stop()
-		select {
-		case <-s.done:
-		case <-t.C:
-			_ = s.cmd.Process.Kill()
-			<-s.done
-			s.stopErr = fmt.Errorf("rclone serve sftp did not stop on SIGTERM within 5s; killed it")
-		}
-	})
-	return s.stopErr
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	defer os.RemoveAll(s.dir)
+	if s.cmd == nil {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return nil
+	case <-t.C:
+		s.kill()
+		return fmt.Errorf("rclone serve sftp did not stop on SIGTERM within 5s; killed it")
+	}
+}
+
+// kill ends the process at once and waits for it; s.mu is held.
+func (s *server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
 }
 
 func (s *server) logTail() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logTailLocked()
+}
+
+func (s *server) logTailLocked() string {
 	lines := strings.Split(strings.TrimSpace(s.log.String()), "\n")
 	var keep []string
 	for _, l := range lines {

@@ -17,6 +17,7 @@ import (
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/backendtest"
 	"github.com/einvault/einvault/internal/backend/rclone"
+	"github.com/einvault/einvault/internal/backend/retry"
 	"github.com/einvault/einvault/internal/testsvc"
 )
 
@@ -95,6 +96,37 @@ func TestLifecycle(t *testing.T) {
 	got, err := backend.LoadAll(ctx, be, backend.Handle{Type: backend.ConfigFile})
 	if err != nil || string(got) != "cfg" {
 		t.Errorf("Load config: %q, %v", got, err)
+	}
+}
+
+// TestServerDies kills the rclone server: the next operation through the
+// retry decorator restarts it and succeeds.
+func TestServerDies(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := localConfig(t)
+	be, err := rclone.Create(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	h := backend.Handle{Type: backend.SnapshotFile, Name: strings.Repeat("ab", 32)}
+	if err := be.Save(ctx, h, strings.NewReader("snap"), 4); err != nil {
+		t.Fatal(err)
+	}
+	old := be.Pid()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for alive(old) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rb := retry.New(be, retry.Options{BaseDelay: 10 * time.Millisecond})
+	got, err := backend.LoadAll(ctx, rb, h)
+	if err != nil || string(got) != "snap" {
+		t.Fatalf("Load after the server was killed: %q, %v", got, err)
+	}
+	if be.Pid() == old || !alive(be.Pid()) {
+		t.Errorf("server not restarted (pid %d, was %d)", be.Pid(), old)
 	}
 }
 

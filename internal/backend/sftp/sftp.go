@@ -102,6 +102,9 @@ type Config struct {
 	KeepAlive   time.Duration // 0 means DefaultKeepAlive; negative disables
 	// Label replaces the location shown to users (rclone shows its remote).
 	Label string
+	// BeforeDial, if set, runs before every connection attempt; a server
+	// this program runs itself (rclone's) is restarted there when it died.
+	BeforeDial func(ctx context.Context) error
 
 	Getenv func(string) string // environment (HOME, SSH_AUTH_SOCK, EINVAULT_SFTP_*); nil means none
 	Logger *slog.Logger
@@ -303,6 +306,11 @@ func (b *Backend) client(ctx context.Context) (*conn, error) {
 	if b.cur != nil {
 		b.cur.close()
 		b.cur = nil
+	}
+	if b.cfg.BeforeDial != nil {
+		if err := b.cfg.BeforeDial(ctx); err != nil {
+			return nil, err
+		}
 	}
 	c, err := b.dial(ctx)
 	if err != nil {

@@ -622,9 +622,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 		if !closed {
 			_ = f.Close()
 		}
-		if !c.isDead() {
-			_ = c.sftp.Remove(tmp)
-		}
+		b.removeTemp(ctx, c, tmp)
 	}()
 	_ = f.Chmod(fileMode) // servers that cannot chmod keep their default
 
@@ -678,6 +676,21 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 		return b.classify(c, op+" (rename into place)", final, err)
 	}
 	return nil
+}
+
+// removeTemp removes the temporary file of a failed save, over a new
+// connection when the save failed because its connection was lost (the
+// server keeps what arrived). What cannot be removed stays as a ".tmp-"
+// leftover, which List reports.
+func (b *Backend) removeTemp(ctx context.Context, c *conn, tmp string) {
+	err := c.sftp.Remove(tmp)
+	if err == nil || errors.Is(err, fs.ErrNotExist) || !(isConnError(err) || c.isDead()) || ctx.Err() != nil {
+		return
+	}
+	b.drop(c)
+	if nc, err := b.client(ctx); err == nil {
+		_ = nc.sftp.Remove(tmp)
+	}
 }
 
 // Load returns a reader over length bytes of h at offset; length 0 means

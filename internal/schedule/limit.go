@@ -38,3 +38,6 @@ func (l *Limiter) Release() { <-l.slots }
 
 // InUse is the number of slots taken.
 func (l *Limiter) InUse() int { return len(l.slots) }
+
+// Cap is the number of slots.
+func (l *Limiter) Cap() int { return cap(l.slots) }

@@ -31,5 +31,7 @@ func commands(g *Globals) []*cobra.Command {
 		newPGCmd(g),
 		newWALPushCmd(g),
 		newWALFetchCmd(g),
+		newDaemonCmd(g),
+		newRunCmd(g),
 	}
 }

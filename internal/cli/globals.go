@@ -105,6 +105,7 @@ type Globals struct {
 	// job it belongs to and who started it ("" = user@host); noJournal
 	// is set when the caller journals itself (the daemon).
 	op        *opRecord
+	cfg       *config.Config // preset by the daemon: LoadConfig returns it
 	job       string
 	trigger   string
 	noJournal bool
@@ -358,6 +359,9 @@ func (g *Globals) OpenRepoForRestore(ctx context.Context) (*repo.Repository, err
 // the default location). When the user named none and the default file
 // does not exist it returns nil, nil unless required.
 func (g *Globals) LoadConfig(required bool) (*config.Config, error) {
+	if g.cfg != nil {
+		return g.cfg, nil
+	}
 	path, explicit := config.Resolve(g.ConfigFile, g.Getenv)
 	c, err := config.Load(path, g.Getenv)
 	if errors.Is(err, config.ErrNotFound) && !explicit && !required {

@@ -345,7 +345,10 @@ func (d *Daemon) report(ctx context.Context, job *config.Job, res JobResult) {
 // notified like a job.
 func (d *Daemon) RunMaintenance(ctx context.Context, op, trigger string) Outcome {
 	cfg := d.Config()
-	name := "@" + op
+	name := RetentionJob
+	if op == OpPrune {
+		name = PruneJob
+	}
 	start := d.clock.Now()
 	d.state.Started(ctx, name, start)
 	o := d.op(ctx, cfg, Op{Name: op, Trigger: trigger}, true)

@@ -54,6 +54,21 @@ var mariadbServerDirs = []string{"/usr/sbin", "/usr/libexec", "/usr/local/mysql/
 // Unavailable.
 func StartMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
+	return StartMariaDBWith(t, MariaDBOptions{})
+}
+
+// MariaDBOptions configure a test server; the zero value is StartMariaDB's.
+type MariaDBOptions struct {
+	// DataTmpfsMiB, when > 0, puts the data directory on a tmpfs of this
+	// size, to test a full disk. It needs root (mount); elsewhere the
+	// test is skipped (not failed: this is a machine limit, not a
+	// missing service).
+	DataTmpfsMiB int
+}
+
+// StartMariaDBWith is StartMariaDB with options.
+func StartMariaDBWith(t testing.TB, o MariaDBOptions) *MariaDB {
+	t.Helper()
 	hint := "install the Debian packages mariadb-server and mariadb-client"
 	server := LookPath(t, "MariaDB", "mariadbd", hint, mariadbServerDirs...)
 	installDB := LookPath(t, "MariaDB", "mariadb-install-db", hint)
@@ -87,6 +102,9 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	}, "\n")
 	if err := os.WriteFile(cnf, []byte(conf), 0o644); err != nil {
 		t.Fatalf("MariaDB config: %v", err)
+	}
+	if o.DataTmpfsMiB > 0 {
+		mountTmpfs(t, m.DataDir, o.DataTmpfsMiB, su)
 	}
 	if err := mariadbTemplate(installDB, server, su, settings, m.DataDir); err != nil {
 		t.Fatalf("MariaDB data directory: %v", err)
@@ -301,8 +319,25 @@ func mariadbTemplate(installDB, server string, su ServiceUser, conf, dataDir str
 			// Another test process won the race: use its template.
 		}
 	}
-	if out, err := exec.Command("cp", "-a", tmpl, dataDir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", "-T", tmpl, dataDir).CombinedOutput(); err != nil {
 		return fmt.Errorf("copy MariaDB template: %v: %s", err, out)
 	}
 	return nil
+}
+
+// mountTmpfs mounts a tmpfs of sizeMiB at dir, owned by su, unmounted
+// when the test ends.
+func mountTmpfs(t testing.TB, dir string, sizeMiB int, su ServiceUser) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := fmt.Sprintf("size=%dm,mode=0755,uid=%d,gid=%d", sizeMiB, su.UID, su.GID)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs at %s (%v: %s): needs root and mount permission", dir, err, strings.TrimSpace(string(out)))
+	}
+	// Registered after the server's own cleanup would be too late: the
+	// server must be gone first, and cleanups run last-in first-out, so
+	// callers register this before starting the server.
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 }

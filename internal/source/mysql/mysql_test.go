@@ -265,3 +265,27 @@ func TestDumpWithoutReloadIsApproximate(t *testing.T) {
 		t.Fatalf("metadata %+v, %v", md, err)
 	}
 }
+
+func TestRestoreDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to put a server's data directory on a small tmpfs")
+	}
+	small := testsvc.StartMariaDBWith(t, testsvc.MariaDBOptions{DataTmpfsMiB: 52})
+	m, d := setup(t)
+	m.ExecIn(t, "shop", "INSERT INTO invoices (number, xml) SELECT seq, REPEAT(MD5(seq), 100) FROM seq_1_to_4000")
+	r := sourcetest.Repo(t)
+	res, err := sourcetest.Backup(context.Background(), r, EngineMariaDB, DumpStreams(Options{DSN: d}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _, _ := source.FromMeta(res.Snapshot.Meta)
+	target, err := ParseDSN(small.URL("shop_restored"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(context.Background(), RestoreOptions{Meta: md, Target: target, WriteStream: writeStream(r, res.Snapshot)})
+	if err == nil || !strings.Contains(err.Error(), "is full") || !strings.Contains(err.Error(), "disk or tablespace is full") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line saying the table is full", err)
+	}
+	t.Logf("disk full: %v", err)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -79,13 +80,17 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	werr := o.WriteStream(ctx, o.Meta.Streams[0].Name, cw)
 	in.Close()
 	cerr := cmd.Wait()
+	hint := ""
+	if last := command.LastLine(tail.String()); strings.Contains(last, " is full") || strings.Contains(last, "No space left") || strings.Contains(last, "Errcode: 28") {
+		hint = " (the target server's disk or tablespace is full: free space there, drop " + d.Database + " and restore again)"
+	}
 	switch {
 	case werr != nil && cerr != nil && tail.String() != "":
-		return nil, fmt.Errorf("mysql: restore into %s failed (database left for inspection): %s: %s", d.Database, prog, command.LastLine(tail.String()))
+		return nil, fmt.Errorf("mysql: restore into %s failed (database left for inspection): %s: %s%s", d.Database, prog, command.LastLine(tail.String()), hint)
 	case werr != nil:
 		return nil, fmt.Errorf("mysql: restore into %s failed (database left for inspection): %w", d.Database, werr)
 	case cerr != nil:
-		return nil, fmt.Errorf("mysql: restore into %s failed (database left for inspection): %s %v: %s", d.Database, prog, cerr, command.LastLine(tail.String()))
+		return nil, fmt.Errorf("mysql: restore into %s failed (database left for inspection): %s %v: %s%s", d.Database, prog, cerr, command.LastLine(tail.String()), hint)
 	}
 	v, err := Verify(ctx, d, o.Meta)
 	if err != nil {

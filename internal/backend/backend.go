@@ -195,3 +195,9 @@ type SpaceReporter interface {
 	// matching ErrSpaceUnknown.
 	FreeSpace(ctx context.Context) (int64, error)
 }
+
+// ErrProtected is matched by Remove errors for files that the storage
+// refuses to delete because a retention period still protects them (S3
+// object lock). The message says until when; callers that clean up
+// (prune) report such files as kept rather than failing.
+var ErrProtected = errors.New("protected by a retention period")

@@ -40,6 +40,9 @@ type forgetJSON struct {
 	Removed     int               `json:"removed"`
 	Prune       *pruneReportJSON  `json:"prune,omitempty"`
 	Errors      []string          `json:"errors,omitempty"`
+	// Protected are snapshots kept because storage retention (object
+	// lock) refused their removal.
+	Protected []string `json:"protected,omitempty"`
 }
 
 func newForgetCmd(g *Globals) *cobra.Command {
@@ -194,6 +197,11 @@ func runForget(cmd *cobra.Command, g *Globals, o *forgetOptions, args []string) 
 				continue
 			}
 			err := r.Backend().Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: s.ID.String()})
+			if errors.Is(err, backend.ErrProtected) {
+				out.Protected = append(out.Protected, err.Error())
+				g.Printf("kept snapshot %s: %v\n", s.ID.Short(), err)
+				continue
+			}
 			if err != nil && !errors.Is(err, backend.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("remove snapshot %s: %w", s.ID.Short(), err))
 				continue

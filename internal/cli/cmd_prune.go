@@ -160,6 +160,16 @@ func printPruneReport(g *Globals, rep *pruner.Report) {
 	if len(rep.Waiting) > 0 {
 		g.Printf("marked packs are deleted by the first 'einvault prune' after their grace window\n")
 	}
+	if n := len(rep.Protected); n > 0 {
+		g.Printf("kept %d file(s) that storage retention (object lock) still protects; a later prune removes them:\n", n)
+		for i, p := range rep.Protected {
+			if i == 5 && n > 6 {
+				g.Printf("  ... and %d more\n", n-i)
+				break
+			}
+			g.Printf("  %s\n", p)
+		}
+	}
 	if rep.MissingPacks > 0 || rep.MissingBlobs > 0 {
 		g.Warnf("warning: %d indexed pack(s) missing from storage, %d used blob(s) found nowhere: run 'einvault check'\n", rep.MissingPacks, rep.MissingBlobs)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/einvault/einvault/internal/backend"
+	"github.com/einvault/einvault/internal/backend/limit"
 	"github.com/einvault/einvault/internal/backend/location"
 	"github.com/einvault/einvault/internal/config"
 	"github.com/einvault/einvault/internal/crypto"
@@ -91,6 +92,11 @@ type Globals struct {
 	NoProgress   bool
 	ConfigFile   string // --config (env EINVAULT_CONFIG)
 	StateDir     string // --state-dir (env EINVAULT_STATE_DIR)
+	// Limits for every backend opened: KiB/s (0 = unlimited) and
+	// concurrent operations (0 = unlimited).
+	LimitUpload   int64
+	LimitDownload int64
+	Connections   int
 
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -164,7 +170,7 @@ func (g *Globals) OpenBackend(ctx context.Context, create bool) (backend.Backend
 	if err != nil {
 		return nil, err
 	}
-	opts := location.Options{Getenv: g.Getenv}
+	opts := g.LocationOptions()
 	if create {
 		be, err := location.Create(ctx, loc, opts)
 		if errors.Is(err, location.ErrAlreadyExists) {
@@ -186,6 +192,17 @@ func (g *Globals) OpenBackend(ctx context.Context, create bool) (backend.Backend
 		return nil, err
 	}
 	return be, nil
+}
+
+// LocationOptions are the options for opening any storage of this
+// process (the repository and its copies): environment and the
+// --limit-upload, --limit-download and --connections limits.
+func (g *Globals) LocationOptions() location.Options {
+	return location.Options{Getenv: g.Getenv, Limits: limit.Options{
+		Connections: g.Connections,
+		UploadBPS:   g.LimitUpload * 1024,
+		DownloadBPS: g.LimitDownload * 1024,
+	}}
 }
 
 // Password reads the repository password: --password-file,

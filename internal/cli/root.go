@@ -58,6 +58,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 finished with unreadable source files,
 			}
 			g.log = slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
 			g.op = &opRecord{start: time.Now()}
+			if g.LimitUpload < 0 || g.LimitDownload < 0 || g.Connections < 0 {
+				return usageError("--limit-upload, --limit-download and --connections must not be negative")
+			}
 			return nil
 		},
 	}
@@ -70,6 +73,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 finished with unreadable source files,
 	pf.BoolVar(&g.NoProgress, "no-progress", false, "never draw progress bars")
 	pf.StringVar(&g.ConfigFile, "config", "", "configuration file (env EINVAULT_CONFIG; default /etc/einvault/einvault.yaml as root)")
 	pf.StringVar(&g.StateDir, "state-dir", "", "journal and daemon state directory (env EINVAULT_STATE_DIR; default /var/lib/einvault as root)")
+	pf.Int64Var(&g.LimitUpload, "limit-upload", 0, "limit uploads to every storage to `KiB/s` (0 = unlimited)")
+	pf.Int64Var(&g.LimitDownload, "limit-download", 0, "limit downloads from every storage to `KiB/s` (0 = unlimited)")
+	pf.IntVar(&g.Connections, "connections", 0, "at most `N` concurrent operations per storage (0 = unlimited)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v (see '%s --help')", err, c.CommandPath())
 	})

@@ -121,6 +121,10 @@ type Report struct {
 	PacksKeptBack int       `json:"packs_kept_back"` // marked packs a snapshot needed: re-indexed
 	PendingDone   int       `json:"pending_done"`
 	Waiting       []Waiting `json:"waiting"`
+	// Protected lists the files whose removal the storage refused because
+	// a retention period (S3 object lock) still protects them, each with
+	// until when. They are kept, not an error; a later prune removes them.
+	Protected []string `json:"protected,omitempty"`
 }
 
 // ErrIndexLoaded is returned when Prune is given a repository whose index
@@ -524,6 +528,10 @@ func (p *pruner) mark(ctx context.Context) error {
 		}
 		for _, id := range loaded {
 			err := r.Backend().Remove(ctx, backend.Handle{Type: backend.IndexFile, Name: id.String()})
+			if errors.Is(err, backend.ErrProtected) {
+				rep.Protected = append(rep.Protected, err.Error())
+				continue
+			}
 			if err != nil && !errors.Is(err, backend.ErrNotExist) {
 				return fmt.Errorf("remove superseded index %s: %w", id.Short(), err)
 			}
@@ -735,6 +743,13 @@ func (p *pruner) sweep(ctx context.Context) error {
 				continue
 			}
 			err := r.Backend().Remove(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()})
+			if errors.Is(err, backend.ErrProtected) {
+				// Kept: unreferenced, so the next prune marks it again.
+				rep.PacksDeleted--
+				rep.BytesFreed -= size
+				rep.Protected = append(rep.Protected, err.Error())
+				continue
+			}
 			if err != nil && !errors.Is(err, backend.ErrNotExist) {
 				return fmt.Errorf("delete pack %s: %w", id.Short(), err)
 			}

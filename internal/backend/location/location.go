@@ -11,7 +11,10 @@ import (
 	"strings"
 
 	"github.com/einvault/einvault/internal/backend"
+	"github.com/einvault/einvault/internal/backend/limit"
 	"github.com/einvault/einvault/internal/backend/local"
+	"github.com/einvault/einvault/internal/backend/retry"
+	"github.com/einvault/einvault/internal/backend/s3"
 )
 
 // ErrAlreadyExists is matched when Create finds a repository in place.
@@ -25,6 +28,12 @@ type Options struct {
 	// Getenv reads environment variables (credentials such as
 	// AWS_ACCESS_KEY_ID); nil means no environment.
 	Getenv func(string) string
+	// Limits (connections, bandwidth) apply to every backend opened; a
+	// location's own ?connections= tightens them.
+	Limits limit.Options
+	// Retry configures the retry decorator that wraps every remote
+	// backend (the zero value gives its defaults).
+	Retry retry.Options
 }
 
 func (o Options) getenv(k string) string {
@@ -57,9 +66,47 @@ func Create(ctx context.Context, loc string, opts Options) (backend.Backend, err
 	return open(ctx, loc, opts, true)
 }
 
+// wrap applies the shared decorators: limits innermost, so that every
+// retried attempt is limited too, and retries around remote backends.
+// A local backend is left bare without limits, keeping its TempFiler.
+func wrap(be backend.Backend, remote bool, opts Options) backend.Backend {
+	if opts.Limits.Any() {
+		be = limit.New(be, opts.Limits)
+	}
+	if remote {
+		be = retry.New(be, opts.Retry)
+	}
+	return be
+}
+
+func openS3(ctx context.Context, loc string, opts Options, create bool) (backend.Backend, error) {
+	cfg, err := s3.ParseLocation(loc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	cfg.ApplyEnv(opts.Getenv)
+	var be *s3.Backend
+	if create {
+		be, err = s3.Create(ctx, cfg)
+		if errors.Is(err, s3.ErrAlreadyExists) {
+			return nil, fmt.Errorf("%w: %v", ErrAlreadyExists, err)
+		}
+	} else {
+		be, err = s3.Open(ctx, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Connections > 0 && (opts.Limits.Connections == 0 || cfg.Connections < opts.Limits.Connections) {
+		opts.Limits.Connections = cfg.Connections
+	}
+	return wrap(be, true, opts), nil
+}
+
 func open(ctx context.Context, loc string, opts Options, create bool) (backend.Backend, error) {
-	_ = opts.getenv
 	switch Scheme(loc) {
+	case "s3":
+		return openS3(ctx, loc, opts, create)
 	case "sftp":
 		return openSFTP(ctx, loc, opts, create)
 	case "rclone":
@@ -69,14 +116,20 @@ func open(ctx context.Context, loc string, opts Options, create bool) (backend.B
 		if path == "" {
 			return nil, fmt.Errorf("%w: empty path", ErrUsage)
 		}
+		var be *local.Backend
+		var err error
 		if create {
-			be, err := local.Create(ctx, path)
+			be, err = local.Create(ctx, path)
 			if errors.Is(err, local.ErrAlreadyExists) {
 				return nil, fmt.Errorf("%w at %s", ErrAlreadyExists, path)
 			}
-			return be, err
+		} else {
+			be, err = local.Open(ctx, path)
 		}
-		return local.Open(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(be, false, opts), nil
 	default:
 		return nil, fmt.Errorf("%w: %q: the %s backend is not available in this version yet; use a local path or NAS mount", ErrUsage, loc, Scheme(loc))
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/rclone"
-	"github.com/einvault/einvault/internal/backend/retry"
 	"github.com/einvault/einvault/internal/backend/sftp"
 )
 
@@ -32,7 +31,7 @@ func openSFTP(ctx context.Context, loc string, opts Options, create bool) (backe
 	if err != nil {
 		return nil, err
 	}
-	return retry.New(be, retry.Options{}), nil
+	return wrap(be, true, opts), nil
 }
 
 // openRclone opens "rclone:REMOTE:path" locations through a private
@@ -56,5 +55,5 @@ func openRclone(ctx context.Context, loc string, opts Options, create bool) (bac
 	if err != nil {
 		return nil, err
 	}
-	return retry.New(be, retry.Options{}), nil
+	return wrap(be, true, opts), nil
 }

@@ -55,7 +55,7 @@ func ParseLocation(loc string) (Config, error) {
 	var c Config
 	rest, ok := strings.CutPrefix(loc, "s3:")
 	if !ok {
-		return c, fmt.Errorf("%w: %q does not start with s3:", ErrUsage, loc)
+		return c, fmt.Errorf("%w: %q does not start with \"s3:\"", ErrUsage, loc)
 	}
 	u, err := url.Parse(rest)
 	if err != nil {

@@ -4,6 +4,14 @@
 // (also inside OFD files), EU UBL 2.1 Invoice/CreditNote and CII, and
 // invoices inside ZIP archives. It knows nothing of repositories or
 // snapshots; the catalog package records what it finds.
+//
+// Recognize sniffs a file's first bytes and parses only invoice-shaped
+// XML (and ZIP/OFD containers), under Limits, with a small scanner that
+// refuses DOCTYPEs, unknown entities, non-UTF-8 input, deep nesting, huge
+// text and zip bombs (ErrRejected). VerifySignatures judges the XMLDSig
+// signatures Recognize listed (package xmlsig does the cryptography) and
+// reports Chinese SM2 seals as unverified. ParseStatusRecords reads what
+// the tax authority says about invoices (portal exports, TDiep messages).
 package invoice
 
 import (

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/checker"
+	"github.com/einvault/einvault/internal/source/pg"
 	"github.com/spf13/cobra"
 )
 
@@ -89,6 +90,7 @@ func runCheck(ctx context.Context, g *Globals, o checkOptions) error {
 		return runCheckAllCopies(ctx, g, o, opts)
 	}
 	var rep *checker.Report
+	var wal *pg.ChainReport
 	if o.storageOnly {
 		be, err := g.OpenBackend(ctx, false)
 		if err != nil {
@@ -116,14 +118,18 @@ func runCheck(ctx context.Context, g *Globals, o checkOptions) error {
 		if err != nil {
 			return err
 		}
+		if wal, err = walChain(ctx, r); err != nil {
+			return err
+		}
 	}
 	if g.JSON {
 		out := struct {
 			MessageType string `json:"message_type"`
 			*checker.Report
-			Damaged bool   `json:"damaged"`
-			Summary string `json:"summary"`
-		}{"summary", rep, rep.Damaged(), rep.Summary()}
+			Damaged  bool            `json:"damaged"`
+			Summary  string          `json:"summary"`
+			WALChain *pg.ChainReport `json:"wal_chain,omitempty"`
+		}{"summary", rep, rep.Damaged() || (wal != nil && wal.Damaged()), rep.Summary(), wal}
 		if err := g.PrintJSON(out); err != nil {
 			return err
 		}
@@ -131,9 +137,15 @@ func runCheck(ctx context.Context, g *Globals, o checkOptions) error {
 		if err := rep.WriteText(g.Stdout); err != nil {
 			return err
 		}
+		if wal != nil {
+			fmt.Fprint(g.Stdout, wal.Text())
+		}
 	}
 	if rep.Damaged() {
 		return WithExit(ExitDamaged, fmt.Errorf("%w: %d problem(s) with referenced data (listed above)", errCheckDamaged, len(rep.Errors)))
+	}
+	if wal != nil && wal.Damaged() {
+		return WithExit(ExitDamaged, fmt.Errorf("%w: the archived WAL has a hole after a base backup (listed above)", errCheckDamaged))
 	}
 	return nil
 }

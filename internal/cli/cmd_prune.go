@@ -113,6 +113,14 @@ func runPrune(ctx context.Context, g *Globals, r *repo.Repository, o pruner.Opti
 	if !g.JSON {
 		printPruneReport(g, rep)
 	}
+	// Archived PostgreSQL WAL follows base-backup retention.
+	wal, err := walRetention(ctx, r, o.DryRun)
+	if err != nil {
+		return rep, err
+	}
+	if len(wal) > 0 {
+		g.Printf("%d archived WAL file(s) older than the oldest kept base backup %s\n", len(wal), map[bool]string{true: "would be removed", false: "removed"}[o.DryRun])
+	}
 	return rep, nil
 }
 

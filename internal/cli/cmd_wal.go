@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/location"
 	"github.com/einvault/einvault/internal/replica"
 	"github.com/einvault/einvault/internal/repo"
@@ -289,4 +290,55 @@ to revoke it (and rotate the key if it may have leaked).`,
 	cmd.Flags().StringVar(&file, "file", "", "where to write the key cache (required)")
 	cmd.Flags().StringVar(&owner, "owner", "", "OS user to own the file (the database's user, e.g. postgres)")
 	return cmd
+}
+
+// walRetention removes the archived WAL files no kept base backup needs
+// (pg.ObsoleteWAL). prune runs it after removing snapshots.
+func walRetention(ctx context.Context, r *repo.Repository, dryRun bool) ([]string, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var bases []pg.BaseBackup
+	for _, s := range snaps {
+		if b, ok := pg.BaseBackupFromSnapshot(s); ok {
+			bases = append(bases, b)
+		}
+	}
+	st := pg.NewWALStore(r)
+	names, err := st.List(ctx)
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	obsolete := pg.ObsoleteWAL(bases, names)
+	if dryRun {
+		return obsolete, nil
+	}
+	for _, n := range obsolete {
+		if err := st.Remove(ctx, n); err != nil && !errors.Is(err, backend.ErrNotExist) {
+			return nil, fmt.Errorf("remove archived WAL %s: %w", n, err)
+		}
+	}
+	return obsolete, nil
+}
+
+// walChain is the WAL-chain section of check; nil when the repository
+// holds no archived WAL.
+func walChain(ctx context.Context, r *repo.Repository) (*pg.ChainReport, error) {
+	st := pg.NewWALStore(r)
+	names, err := st.List(ctx)
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil && len(snaps) == 0 {
+		return nil, err
+	}
+	var bases []pg.BaseBackup
+	for _, s := range snaps {
+		if b, ok := pg.BaseBackupFromSnapshot(s); ok {
+			bases = append(bases, b)
+		}
+	}
+	return pg.CheckChain(bases, names), nil
 }

@@ -52,6 +52,38 @@ func BaseBackupFromSnapshot(s *repo.Snapshot) (BaseBackup, bool) {
 	return b, true
 }
 
+// RefineStops replaces the recorded end point of each base backup (an
+// upper bound: the server's position right after the backup) by the exact
+// one from the backup history file PostgreSQL archived with the backup
+// (<segment>.<offset>.backup), when it is there.
+func (s *WALStore) RefineStops(ctx context.Context, bases []BaseBackup) {
+	for i := range bases {
+		b := &bases[i]
+		name := fmt.Sprintf("%s.%08X.backup", SegmentOf(b.Timeline, b.StartLSN), uint64(b.StartLSN)%SegmentSize)
+		data, err := s.Fetch(ctx, name)
+		if err != nil {
+			continue
+		}
+		if stop, ok := parseStopLocation(data); ok && stop < b.StopLSN && stop > b.StartLSN {
+			b.StopLSN, b.Stop = stop, stop.String()
+		}
+	}
+}
+
+// parseStopLocation reads STOP WAL LOCATION from a backup history file.
+func parseStopLocation(b []byte) (LSN, bool) {
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(line, "STOP WAL LOCATION: ")
+		if !ok {
+			continue
+		}
+		lsn, _, _ := strings.Cut(v, " ")
+		l, err := ParseLSN(lsn)
+		return l, err == nil
+	}
+	return 0, false
+}
+
 // Range is one stretch of time (and WAL) that recovery can reach: from
 // the end of a base backup to the end of the unbroken WAL chain after it.
 type Range struct {
@@ -108,7 +140,7 @@ func ComputeWindow(bases []BaseBackup, walNames []string) *Window {
 		}
 		last := SegmentOf(b.Timeline, LSN((n-1)*SegmentSize))
 		end := last.EndLSN()
-		if end <= b.StopLSN {
+		if end < b.StopLSN {
 			w.Unusable = append(w.Unusable, fmt.Sprintf("%s: WAL up to its end point %s is not archived (missing %s)", short(b.Snapshot), b.StopLSN, SegmentOf(b.Timeline, end)))
 			continue
 		}

@@ -11,8 +11,9 @@ import (
 	"github.com/einvault/einvault/internal/backend/sftp"
 )
 
-// openSFTP opens "sftp:..." locations, wrapped by the retry decorator so
-// that a cut connection is re-dialled and the operation repeated.
+// openSFTP opens "sftp:..." locations, wrapped by the shared limits and
+// the retry decorator, so that a cut connection is re-dialled and the
+// operation repeated.
 func openSFTP(ctx context.Context, loc string, opts Options, create bool) (backend.Backend, error) {
 	cfg, err := sftp.ParseLocation(loc)
 	if err != nil {
@@ -35,7 +36,7 @@ func openSFTP(ctx context.Context, loc string, opts Options, create bool) (backe
 }
 
 // openRclone opens "rclone:REMOTE:path" locations through a private
-// "rclone serve sftp", wrapped by the retry decorator.
+// "rclone serve sftp", wrapped like SFTP.
 func openRclone(ctx context.Context, loc string, opts Options, create bool) (backend.Backend, error) {
 	cfg, err := rclone.ParseLocation(loc)
 	if err != nil {

@@ -143,3 +143,42 @@ func TestVerifyChineseSealsUnverified(t *testing.T) {
 		t.Errorf("overall %s", inv.SigStatus())
 	}
 }
+
+// BenchmarkVerifySamples checks every signed Vietnamese sample of the
+// collection (real 2048-bit keys, production and test CAs) per op.
+func BenchmarkVerifySamples(b *testing.B) {
+	dir := sharedSamples(b)
+	if dir == "" {
+		b.Skip("sample collection not present (set EINVAULT_EINVOICE_SAMPLES)")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "vn", "*.xml"))
+	type sample struct {
+		data []byte
+		inv  Invoice
+	}
+	var samples []sample
+	var total int64
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		invs, err := Recognize(b.Context(), f, data, Limits{})
+		if err != nil || len(invs) != 1 || len(invs[0].Signatures) == 0 {
+			continue
+		}
+		samples = append(samples, sample{data, invs[0]})
+		total += int64(len(data))
+	}
+	b.SetBytes(total)
+	for b.Loop() {
+		for _, s := range samples {
+			inv := s.inv
+			inv.Signatures = append([]Signature(nil), s.inv.Signatures...)
+			if err := VerifySignatures(b.Context(), s.data, &inv, VerifyOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(samples)), "ns/invoice")
+}

@@ -51,7 +51,14 @@ copy is brought up to date (--no-sync skips that). A failing copy makes the
 result degraded: exit code 4, one line per copy.
 
 Files that cannot be read are listed at the end; the backup still completes
-and exits with code 3.`,
+and exits with code 3.
+
+Databases and programs (docs/DATABASES.md): give one location instead of
+paths — mysql://user@host:port/db or mariadb://... (mariadb-dump streamed;
+password from MYSQL_PWD or ~/.my.cnf), sqlite:/path/to/db (a consistent
+copy of the live database) — or --stdin-from-command "PROGRAM ARGS" to store
+a program's output. These fail, with no snapshot, when the dump or program
+fails; restore them with 'einvault db restore'.`,
 		Example: `  einvault backup /srv/invoices /etc/einvoice --tag invoices
   einvault backup --full /srv/invoices
   einvault backup --exclude '*.tmp' --exclude-file /etc/einvault/excludes /srv

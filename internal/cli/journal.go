@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -150,8 +151,9 @@ duration back from now (24h, 7d).`,
 				f.Since = t
 			}
 			dir := g.stateDir()
-			if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no journal in %s yet: nothing has been recorded there (give --state-dir if it lives elsewhere)", dir)
+			if _, err := os.Stat(filepath.Join(dir, journal.DBFile)); errors.Is(err, os.ErrNotExist) {
+				g.Warnf("no journal in %s yet: nothing has been recorded there (give --state-dir if it lives elsewhere)\n", dir)
+				return nil
 			}
 			j, err := journal.Open(cmd.Context(), dir, g.journalOptions())
 			if err != nil {

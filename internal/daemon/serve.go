@@ -282,7 +282,7 @@ func (d *Daemon) Reload(ctx context.Context) bool {
 		d.log.Error("config reload failed; keeping the last good config", "err", err)
 		d.notify(ctx, notify.Event{Kind: notify.KindFailure, Severity: notify.SeverityWarning, Op: "reload",
 			Message: "The configuration could not be reloaded; the daemon keeps the last good one: " + err.Error(),
-			Fields: map[string]string{"error": err.Error()}})
+			Fields:  map[string]string{"error": err.Error()}})
 		return false
 	}
 	d.mu.Lock()

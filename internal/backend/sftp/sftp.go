@@ -422,17 +422,18 @@ func hasExt(c *sftp.Client, name string) bool {
 }
 
 // unwrapHandshake drops x/crypto's "ssh: handshake failed: " prefix from
-// host key errors, which carry their own one-line explanation.
+// host key errors, which carry their own one-line explanation: it returns
+// the innermost error that still explains itself (the one wrapping the
+// sentinel).
 func unwrapHandshake(err error) error {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if errors.Is(e, ErrUnknownHostKey) || errors.Is(e, ErrHostKeyChanged) {
-			if u := errors.Unwrap(e); u != nil && (errors.Is(u, ErrUnknownHostKey) || errors.Is(u, ErrHostKeyChanged)) && strings.HasPrefix(e.Error(), "ssh: handshake failed") {
-				continue
-			}
-			return e
+	for {
+		u := errors.Unwrap(err)
+		if u == nil || u == ErrUnknownHostKey || u == ErrHostKeyChanged ||
+			!(errors.Is(u, ErrUnknownHostKey) || errors.Is(u, ErrHostKeyChanged)) {
+			return err
 		}
+		err = u
 	}
-	return err
 }
 
 // keepAlive pings the server and closes the connection when it stops

@@ -121,6 +121,9 @@ func testHostKeys(t *testing.T, srv *testsvc.SSHD) {
 				t.Errorf("message lacks %q: %s", want, msg)
 			}
 		}
+		if strings.Contains(msg, "handshake failed") {
+			t.Errorf("message carries x/crypto's prefix: %s", msg)
+		}
 		if strings.Contains(msg, "\n") {
 			t.Errorf("message spans lines: %q", msg)
 		}

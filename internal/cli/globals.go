@@ -358,18 +358,10 @@ func Hostname() string {
 // normally; after an index file was lost, the packs it described), so that
 // everything still intact is restored.
 func (g *Globals) OpenRepoForRestore(ctx context.Context) (*repo.Repository, error) {
-	r, err := g.OpenRepoIndexed(ctx)
-	if err != nil {
-		return nil, err
-	}
-	n, errs := r.IndexUnindexedPacks(ctx)
-	for _, e := range errs {
-		g.Warnf("warning: %v\n", e)
-	}
-	if n > 0 {
-		g.log.Info("indexed packs that no index file lists", "packs", n)
-	}
-	return r, nil
+	// With copies, reads heal themselves from the next copy (copies.go);
+	// each event is reported on stderr as it happens.
+	r, _, err := g.openRepoForRestoreHealing(ctx)
+	return r, err
 }
 
 // LoadConfig reads the configuration file (--config, EINVAULT_CONFIG or

@@ -326,6 +326,11 @@ type emailSender struct {
 }
 
 func (e *emailSender) Send(ctx context.Context, to Recipient, m Rendered) error {
+	return e.send(ctx, to, m.Subject, m.Text, nil)
+}
+
+// send mails subject and body to one recipient, with files attached.
+func (e *emailSender) send(ctx context.Context, to Recipient, subject, body string, files []string) error {
 	msg := mail.NewMsg(mail.WithCharset(mail.CharsetUTF8))
 	if err := msg.From(e.ch.From); err != nil {
 		return &DeliveryError{Err: fmt.Errorf("email from %q: %w", e.ch.From, err), Permanent: true}
@@ -333,10 +338,16 @@ func (e *emailSender) Send(ctx context.Context, to Recipient, m Rendered) error 
 	if err := msg.To(to.Address); err != nil {
 		return &DeliveryError{Err: fmt.Errorf("email to %q: %w", to.Address, err), Permanent: true}
 	}
-	msg.Subject(m.Subject)
+	msg.Subject(subject)
 	msg.SetDate()
 	msg.SetMessageID()
-	msg.SetBodyString(mail.TypeTextPlain, m.Text)
+	msg.SetBodyString(mail.TypeTextPlain, body)
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return &DeliveryError{Err: fmt.Errorf("email attachment: %w", err), Permanent: true}
+		}
+		msg.AttachFile(f)
+	}
 	port := e.ch.SMTPPort
 	opts := []mail.Option{mail.WithTimeout(30 * time.Second)}
 	tlsConf := &tls.Config{ServerName: e.ch.SMTPHost, MinVersion: tls.VersionTLS12}
@@ -397,4 +408,36 @@ func isPermanentSMTP(err error) bool {
 		return !se.IsTemp()
 	}
 	return false
+}
+
+// MailFiles sends a message with attachments (a monthly report) to the
+// named recipients, who must be on e-mail channels. It goes out at once,
+// not through the outbox; the caller reports failures.
+func MailFiles(ctx context.Context, cfg Config, env Env, recipients []string, subject, body string, files []string) error {
+	chans := map[string]ChannelConfig{}
+	for _, c := range cfg.Channels {
+		chans[c.Name] = c
+	}
+	var errs []error
+	for _, name := range recipients {
+		var r *Recipient
+		for i := range cfg.Recipients {
+			if cfg.Recipients[i].Name == name {
+				r = &cfg.Recipients[i]
+			}
+		}
+		if r == nil {
+			errs = append(errs, fmt.Errorf("no recipient named %q in the notifications section", name))
+			continue
+		}
+		ch := chans[r.Channel]
+		if ch.Type != "email" {
+			errs = append(errs, fmt.Errorf("recipient %q is on channel %q (%s): reports are sent by e-mail only", name, r.Channel, ch.Type))
+			continue
+		}
+		if err := (&emailSender{ch: ch, env: env}).send(ctx, *r, subject, body, files); err != nil {
+			errs = append(errs, fmt.Errorf("mail report to %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -558,3 +558,23 @@ func TestRulesAndDigest(t *testing.T) {
 		t.Fatalf("a success digest must not escalate: %d messages", len(b))
 	}
 }
+
+func TestMailFiles(t *testing.T) {
+	s := startSMTP(t, "")
+	cfg := emailConfig(s)
+	cfg.Channels = append(cfg.Channels, ChannelConfig{Name: "hook", Type: "webhook", URL: "http://127.0.0.1:1/x"})
+	cfg.Recipients = append(cfg.Recipients, Recipient{Name: "room", Channel: "hook"})
+	f := filepath.Join(t.TempDir(), "einvault-report-2026-10.pdf")
+	if err := os.WriteFile(f, []byte("%PDF-1.4 test"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := MailFiles(context.Background(), cfg, Env{}, []string{"lead", "room", "ghost"}, "Monthly report 2026-10", "Attached.", []string{f})
+	if err == nil || !strings.Contains(err.Error(), "e-mail only") || !strings.Contains(err.Error(), `"ghost"`) {
+		t.Fatalf("errors for the webhook and unknown recipients expected: %v", err)
+	}
+	msgs := s.received()
+	if len(msgs) != 1 || msgs[0].to[0] != "lead@example.vn" || !strings.Contains(msgs[0].data, `einvault-report-2026-10.pdf`) ||
+		!strings.Contains(msgs[0].data, "Monthly report 2026-10") {
+		t.Fatalf("report mail: %+v", msgs)
+	}
+}

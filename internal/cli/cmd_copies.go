@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/location"
 	"github.com/einvault/einvault/internal/replica"
+	"github.com/einvault/einvault/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -242,26 +245,10 @@ The exit code is 0 even when the verdict is not met: the verdict is data.`,
 				return err
 			}
 			defer r.Close()
-			cs, err := g.loadCopySet(ctx, r, true, false)
+			st, err := g.copiesStatus(ctx, r, timeout)
 			if err != nil {
 				return err
 			}
-			defer cs.close()
-			snaps, _ := r.Snapshots(ctx)
-			var pts []replica.GrowthPoint
-			for _, s := range snaps {
-				pts = append(pts, replica.GrowthPoint{Time: s.Time, BytesAdded: int64(s.Summary.BytesStored)})
-				if s.Summary.BytesStored == 0 {
-					pts[len(pts)-1].BytesAdded = int64(s.Summary.BytesAdded)
-				}
-			}
-			st := replica.ComputeStatus(ctx, cs.members, replica.StatusOptions{Now: r.Now, Growth: pts, Probe: replica.PreflightOptions{Timeout: timeout}})
-			for _, f := range cs.failed {
-				i := cs.list.Find(f.Copy)
-				c := cs.list.Copies[i]
-				st.Copies = append(st.Copies, replica.CopyStatus{Name: c.Name, Location: c.Location, Kind: c.Kind, Offsite: c.Offsite, Immutable: c.Immutable, Order: c.Order, Error: f.Error, VerifyErrors: c.VerifyErrors})
-			}
-			st.Verdict = replica.Evaluate(st.Copies)
 			if g.JSON {
 				return g.PrintJSON(st)
 			}
@@ -305,20 +292,52 @@ func writeStatus(g *Globals, st replica.Status) error {
 			fmt.Fprintf(g.Stdout, "problem: %s\n", c.Error)
 		}
 	}
-	verdict := "MET"
-	if !st.Verdict.Met {
-		verdict = "NOT MET"
+	fmt.Fprintf(g.Stdout, "3-2-1-1-0: %s", verdictLine(st.Verdict))
+	fmt.Fprintf(g.Stdout, "\ngrowth: %s/day over the last 4 weeks\n", formatBytes(uint64(st.GrowthBytesPerDay)))
+	return nil
+}
+
+// copiesStatus probes every copy of r and evaluates the 3-2-1-1-0 rule.
+func (g *Globals) copiesStatus(ctx context.Context, r *repo.Repository, timeout time.Duration) (replica.Status, error) {
+	cs, err := g.loadCopySet(ctx, r, true, false)
+	if err != nil {
+		return replica.Status{}, err
 	}
-	fmt.Fprintf(g.Stdout, "3-2-1-1-0: %s", verdict)
-	for _, c := range st.Verdict.Criteria {
+	defer cs.close()
+	snaps, _ := r.Snapshots(ctx)
+	var pts []replica.GrowthPoint
+	for _, s := range snaps {
+		pts = append(pts, replica.GrowthPoint{Time: s.Time, BytesAdded: int64(s.Summary.BytesStored)})
+		if s.Summary.BytesStored == 0 {
+			pts[len(pts)-1].BytesAdded = int64(s.Summary.BytesAdded)
+		}
+	}
+	st := replica.ComputeStatus(ctx, cs.members, replica.StatusOptions{Now: r.Now, Growth: pts, Probe: replica.PreflightOptions{Timeout: timeout}})
+	for _, f := range cs.failed {
+		i := cs.list.Find(f.Copy)
+		c := cs.list.Copies[i]
+		st.Copies = append(st.Copies, replica.CopyStatus{Name: c.Name, Location: c.Location, Kind: c.Kind, Offsite: c.Offsite, Immutable: c.Immutable, Order: c.Order, Error: f.Error, VerifyErrors: c.VerifyErrors})
+	}
+	st.Verdict = replica.Evaluate(st.Copies)
+	return st, nil
+}
+
+// verdictLine is the 3-2-1-1-0 verdict in one line: "MET; 3 copies 3/3 ok; ...".
+func verdictLine(v replica.Verdict) string {
+	var b strings.Builder
+	if v.Met {
+		b.WriteString("MET")
+	} else {
+		b.WriteString("NOT MET")
+	}
+	for _, c := range v.Criteria {
 		mark := "ok"
 		if !c.Met {
 			mark = "missing"
 		}
-		fmt.Fprintf(g.Stdout, "; %s %d/%d %s", c.Rule, c.Have, c.Want, mark)
+		fmt.Fprintf(&b, "; %s %d/%d %s", c.Rule, c.Have, c.Want, mark)
 	}
-	fmt.Fprintf(g.Stdout, "\ngrowth: %s/day over the last 4 weeks\n", formatBytes(uint64(st.GrowthBytesPerDay)))
-	return nil
+	return b.String()
 }
 
 func yesNo(b bool) string {

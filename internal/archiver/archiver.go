@@ -74,6 +74,30 @@ type Options struct {
 	// Workers reading files; default GOMAXPROCS+2.
 	Workers int
 	Logger  *slog.Logger
+	// Observer, if set, is shown every regular file the backup stores
+	// (the invoice catalog is built this way).
+	Observer Observer
+	// ObserveLimit is the size of the largest file whose bytes the
+	// Observer receives; default DefaultObserveLimit.
+	ObserveLimit int64
+}
+
+// DefaultObserveLimit is the default Options.ObserveLimit.
+const DefaultObserveLimit = 16 << 20
+
+// Observer watches the files a backup stores. File is called from several
+// goroutines at once and data is valid only during the call: an observer
+// copies what it keeps and does slow work in its own goroutines, so that
+// it does not hold up the backup.
+type Observer interface {
+	// File reports one regular file once its content is known. data
+	// holds the file's bytes when the backup read it and it is at most
+	// ObserveLimit bytes long, nil otherwise; reused is true for a file
+	// unchanged since the parent snapshot (not read).
+	File(path string, node *repo.Node, data []byte, reused bool)
+	// Finish runs after every blob is stored and indexed and before the
+	// snapshot is written; a non-nil ID is recorded as Snapshot.Catalog.
+	Finish(ctx context.Context) (*repo.ID, error)
 }
 
 // Unreadable is a source file that could not be read.
@@ -120,6 +144,9 @@ func New(r Repository, opts Options) *Archiver {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ObserveLimit <= 0 {
+		opts.ObserveLimit = DefaultObserveLimit
 	}
 	if opts.Kind == "" {
 		opts.Kind = repo.KindIncremental
@@ -300,6 +327,10 @@ func (w *fileWorker) save(ctx context.Context, path string, node *repo.Node) (*r
 		id := a.repo.BlobID(data)
 		read = uint64(n)
 		content = []repo.ID{id}
+		if a.opts.Observer != nil {
+			node.Content, node.Size = content, read
+			a.opts.Observer.File(path, node, data, false)
+		}
 		if !a.repo.HasBlob(id) {
 			*b = data
 			select {
@@ -339,6 +370,8 @@ func (w *fileWorker) chunkReader(ctx context.Context, f io.Reader, path string, 
 	}
 	var content []repo.ID
 	var size uint64
+	var seen []byte // the file's bytes for the observer
+	observe := a.opts.Observer != nil && int64(node.Size) <= a.opts.ObserveLimit
 	for {
 		c, err := w.ch.Next()
 		if err != nil && err != io.EOF {
@@ -352,6 +385,13 @@ func (w *fileWorker) chunkReader(ctx context.Context, f io.Reader, path string, 
 			content = append(content, id)
 			size += uint64(len(c))
 			a.bytesRead.Add(uint64(len(c)))
+			if observe {
+				if int64(size) > a.opts.ObserveLimit {
+					observe, seen = false, nil
+				} else {
+					seen = append(seen, c...)
+				}
+			}
 		}
 		if err == io.EOF {
 			break
@@ -366,6 +406,14 @@ func (w *fileWorker) chunkReader(ctx context.Context, f io.Reader, path string, 
 	}
 	node.Content = content
 	node.Size = size
+	if a.opts.Observer != nil {
+		if !observe {
+			seen = nil
+		} else if seen == nil {
+			seen = []byte{}
+		}
+		a.opts.Observer.File(path, node, seen, false)
+	}
 	return node, nil
 }
 
@@ -446,6 +494,13 @@ func (a *Archiver) Backup(ctx context.Context, paths []string) (*Result, error) 
 	snap.Summary.FilesUnreadable = uint64(len(unreadable))
 	snap.Summary.BytesRead = a.bytesRead.Load()
 	snap.Summary.BytesAdded = a.bytesAdded.Load()
+	if a.opts.Observer != nil {
+		cat, err := a.opts.Observer.Finish(ctx)
+		if err != nil {
+			return nil, err
+		}
+		snap.Catalog = cat
+	}
 	snap.Summary.Duration = time.Since(start).Seconds()
 	if _, err := a.repo.SaveSnapshot(ctx, snap); err != nil {
 		return nil, err
@@ -564,6 +619,9 @@ func (a *Archiver) saveEntry(ctx context.Context, p, name string, fi fs.FileInfo
 		a.bytes.Add(node.Size)
 		if unchanged(parent, node) && a.allStored(parent.Content) {
 			node.Content = parent.Content
+			if a.opts.Observer != nil {
+				a.opts.Observer.File(p, node, nil, true)
+			}
 			a.mu.Lock()
 			a.sum.FilesUnchanged++
 			a.sum.TotalFiles++

@@ -31,11 +31,12 @@ const (
 	DictFile     FileType = "dicts"     // compression dictionaries
 	CopiesFile   FileType = "copies"    // the copy list (package replica)
 	WALFile      FileType = "wal"       // archived PostgreSQL WAL files, named as PostgreSQL names them
+	CatalogFile  FileType = "catalogs"  // invoice catalogs of snapshots
 )
 
 // AllFileTypes lists every file type, in the order a copy should be made
 // (data before the files that refer to it).
-var AllFileTypes = []FileType{ConfigFile, KeyFile, DictFile, PackFile, IndexFile, SnapshotFile, PendingFile, CopiesFile, WALFile, LockFile}
+var AllFileTypes = []FileType{ConfigFile, KeyFile, DictFile, PackFile, IndexFile, CatalogFile, SnapshotFile, PendingFile, CopiesFile, WALFile, LockFile}
 
 // Handle names one file in a backend.
 type Handle struct {

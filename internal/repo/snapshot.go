@@ -103,6 +103,21 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 	return id, nil
 }
 
+// SaveCatalog stores an invoice catalog (sealed file of kind 5, see
+// package catalog for its content) and returns its ID for Snapshot.Catalog.
+func (r *Repository) SaveCatalog(ctx context.Context, payload []byte) (ID, error) {
+	id, err := r.saveFile(ctx, backend.CatalogFile, KindCatalog, payload)
+	if err != nil {
+		return ID{}, fmt.Errorf("save catalog: %w", err)
+	}
+	return id, nil
+}
+
+// LoadCatalog reads and opens one catalog file, returning its payload.
+func (r *Repository) LoadCatalog(ctx context.Context, id ID) ([]byte, error) {
+	return r.loadFile(ctx, backend.Handle{Type: backend.CatalogFile, Name: id.String()}, KindCatalog)
+}
+
 // LoadSnapshot reads one snapshot by full ID.
 func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
 	plain, err := r.loadFile(ctx, backend.Handle{Type: backend.SnapshotFile, Name: id.String()}, KindSnapshot)

@@ -21,8 +21,8 @@ import (
 	"github.com/einvault/einvault/internal/repo"
 )
 
-// Version is the catalog encoding written by this package.
-const Version = 1
+// FormatVersion is the catalog encoding written by this package.
+const FormatVersion = 1
 
 // magic opens every catalog payload; the byte after it is the version.
 const magic = "EVC1"
@@ -107,7 +107,7 @@ type header struct {
 func (c *Catalog) Encode() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(magic)
-	b.WriteByte(Version)
+	b.WriteByte(FormatVersion)
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(header{Packs: c.Packs, Entries: len(c.Entries), Rejected: c.Rejected}); err != nil {
@@ -126,7 +126,7 @@ func Decode(data []byte) (*Catalog, error) {
 	if len(data) < len(magic)+1 || string(data[:len(magic)]) != magic {
 		return nil, fmt.Errorf("%w: bad magic", ErrDamaged)
 	}
-	if v := data[len(magic)]; v != Version {
+	if v := data[len(magic)]; v != FormatVersion {
 		return nil, fmt.Errorf("%w: version %d is not supported by this einvault (upgrade it)", ErrDamaged, v)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data[len(magic)+1:]))

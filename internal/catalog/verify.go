@@ -1,0 +1,244 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/einvault/einvault/internal/invoice"
+)
+
+// Problem kinds of a verification.
+const (
+	ProblemMissing     = "missing"         // the file is not where the catalog puts it
+	ProblemContent     = "content-differs" // bytes differ from the catalog (content ID)
+	ProblemUnreadable  = "unreadable"      // the file or its stored data cannot be read
+	ProblemStatusWorse = "signature-worse" // signature status worse than at backup
+	ProblemNotInvoice  = "not-recognised"  // bytes match but the parser finds the invoice no more
+	FindingSignature   = "signature"       // signature not valid (as at backup): reported only
+)
+
+// Finding is one line of a verification report.
+type Finding struct {
+	Path   string `json:"path"`
+	Key    string `json:"key,omitempty"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+	// Fatal findings make 'invoices verify' exit with code 5.
+	Fatal bool `json:"fatal"`
+}
+
+// VerifyReport is the result of Verify.
+type VerifyReport struct {
+	Snapshot       string         `json:"snapshot"`
+	Source         string         `json:"source"` // "repository" or the directory checked
+	Invoices       int            `json:"invoices"`
+	Files          int            `json:"files"`
+	OK             int            `json:"ok"`
+	Missing        int            `json:"missing"`
+	ContentDiffers int            `json:"content_differs"`
+	StatusWorse    int            `json:"signature_worse"`
+	Unreadable     int            `json:"unreadable"`
+	SigFindings    int            `json:"signature_findings"`
+	ByStatus       map[string]int `json:"by_signature_status"`
+	Findings       []Finding      `json:"findings"`
+	SigCheckTime   time.Duration  `json:"signature_check_ns"`
+}
+
+// Failed reports whether any finding is fatal.
+func (r *VerifyReport) Failed() bool {
+	for _, f := range r.Findings {
+		if f.Fatal {
+			return true
+		}
+	}
+	return false
+}
+
+// FileSource gives the bytes of a cataloged file, from a directory or the
+// repository; os.ErrNotExist (wrapped) when it is absent.
+type FileSource func(ctx context.Context, l *Located) ([]byte, error)
+
+// VerifyOptions configure Verify.
+type VerifyOptions struct {
+	// Recheck parses the bytes again and checks their signatures.
+	Recheck Recognizer
+	// SkipMissing leaves out files that are absent (a partial restore).
+	SkipMissing bool
+	Source      string
+}
+
+// Verify compares every invoice of a snapshot with what read returns:
+// content ID first, then the signature statuses against those recorded
+// at backup. Results of signature checks are kept in the cache by
+// content ID.
+func (c *Cache) Verify(ctx context.Context, snapshot string, read FileSource, opts VerifyOptions) (*VerifyReport, error) {
+	snap, err := c.ResolveSnapshot(ctx, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := c.Entries(ctx, snap.ID)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Snapshot: snap.ID, Source: opts.Source, ByStatus: map[string]int{}}
+	// entries are sorted by path: one read per file
+	for i := 0; i < len(entries); {
+		j := i
+		for j < len(entries) && entries[j].Path == entries[i].Path {
+			j++
+		}
+		if err := c.verifyFile(ctx, entries[i:j], read, opts, rep); err != nil {
+			return nil, err
+		}
+		i = j
+	}
+	return rep, nil
+}
+
+func (c *Cache) verifyFile(ctx context.Context, group []Located, read FileSource, opts VerifyOptions, rep *VerifyReport) error {
+	l := &group[0]
+	data, err := read(ctx, l)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			if opts.SkipMissing {
+				return nil
+			}
+			rep.Files++
+			rep.Invoices += len(group)
+			rep.Missing++
+			rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: l.Entry.Key(), Kind: ProblemMissing, Detail: "not found", Fatal: true})
+			return nil
+		}
+		rep.Files++
+		rep.Invoices += len(group)
+		rep.Unreadable++
+		rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: l.Entry.Key(), Kind: ProblemUnreadable, Detail: err.Error(), Fatal: true})
+		return nil
+	}
+	rep.Files++
+	rep.Invoices += len(group)
+	if cid := ContentID(data); cid != l.Entry.ContentID {
+		rep.ContentDiffers++
+		rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: l.Entry.Key(), Kind: ProblemContent,
+			Detail: fmt.Sprintf("SHA-256 %s, the catalog recorded %s", cid[:16], l.Entry.ContentID[:16]), Fatal: true})
+		return nil
+	}
+	if opts.Recheck == nil {
+		rep.OK += len(group)
+		return nil
+	}
+	start := time.Now()
+	invs, err := opts.Recheck(ctx, path.Base(l.Path), data)
+	rep.SigCheckTime += time.Since(start)
+	if err != nil {
+		rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: l.Entry.Key(), Kind: ProblemNotInvoice, Detail: err.Error(), Fatal: true})
+		return nil
+	}
+	for gi := range group {
+		e := &group[gi].Entry
+		var now *invoice.Invoice
+		for k := range invs {
+			if invs[k].Key() == e.Key() && invs[k].Inner == e.Inner {
+				now = &invs[k]
+				break
+			}
+		}
+		if now == nil {
+			rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: e.Key(), Kind: ProblemNotInvoice, Detail: "the parser no longer finds this invoice in the file", Fatal: true})
+			continue
+		}
+		was := invoice.SigStatus(overall(e))
+		is := invoice.SigStatus(overall(&Entry{Invoice: *now}))
+		rep.ByStatus[string(is)]++
+		if err := c.recordSigCheck(ctx, e, now); err != nil {
+			return err
+		}
+		switch {
+		case Worse(is, was) && was != invoice.SigPending:
+			rep.StatusWorse++
+			rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: e.Key(), Kind: ProblemStatusWorse,
+				Detail: fmt.Sprintf("signature status %s, it was %s at backup%s", is, was, sigDetail(now)), Fatal: true})
+		case is != invoice.SigValid:
+			rep.SigFindings++
+			rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: e.Key(), Kind: FindingSignature,
+				Detail: fmt.Sprintf("signature status %s%s", is, sigDetail(now))})
+			rep.OK++
+		default:
+			rep.OK++
+		}
+	}
+	return nil
+}
+
+func sigDetail(inv *invoice.Invoice) string {
+	var parts []string
+	for _, s := range inv.Signatures {
+		if s.Status != invoice.SigValid && s.Detail != "" {
+			parts = append(parts, s.Role+": "+s.Detail)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+func (c *Cache) recordSigCheck(ctx context.Context, e *Entry, now *invoice.Invoice) error {
+	sigs, err := jsonString(now.Signatures)
+	if err != nil {
+		return err
+	}
+	_, err = c.db.ExecContext(ctx, `INSERT OR REPLACE INTO sigcheck(content, inner, status, sigs, checked) VALUES(?,?,?,?,?)`,
+		e.ContentID, e.Inner, overall(&Entry{Invoice: *now}), sigs, c.now().UTC().Format(time.RFC3339))
+	return err
+}
+
+// DirSource reads cataloged files from a restored directory: a file at
+// snapshot path P is looked for at DIR/P (a full restore), at DIR/REL
+// with REL relative to a backed-up path or its parent (a restore of a
+// sub-path), taking the first that exists.
+func DirSource(dir string, sources []string) FileSource {
+	return func(ctx context.Context, l *Located) ([]byte, error) {
+		for _, p := range DirCandidates(dir, sources, l.Path) {
+			data, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return data, err
+		}
+		return nil, fmt.Errorf("%s: %w", l.Path, fs.ErrNotExist)
+	}
+}
+
+// DirCandidates lists where a snapshot path may be in a restored
+// directory, most specific first.
+func DirCandidates(dir string, sources []string, p string) []string {
+	out := []string{filepath.Join(dir, filepath.FromSlash(p))}
+	srcs := append([]string(nil), sources...)
+	sort.Slice(srcs, func(i, j int) bool { return len(srcs[i]) > len(srcs[j]) })
+	for _, s := range srcs {
+		if rel, ok := strings.CutPrefix(p, strings.TrimSuffix(s, "/")+"/"); ok {
+			out = append(out, filepath.Join(dir, filepath.FromSlash(rel)))
+			out = append(out, filepath.Join(dir, path.Base(s), filepath.FromSlash(rel)))
+		}
+	}
+	return out
+}
+
+// RepoSource reads cataloged files from the repository.
+func RepoSource(fe *Fetcher) FileSource {
+	return func(ctx context.Context, l *Located) ([]byte, error) {
+		return fe.ReadFile(ctx, l.Entry.File, l.Packs)
+	}
+}

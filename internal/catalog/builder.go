@@ -58,9 +58,10 @@ type BuildStats struct {
 }
 
 type job struct {
-	path string
-	node *repo.Node
-	data []byte
+	path    string
+	size    uint64
+	content []repo.ID
+	data    []byte
 }
 
 type fileRef struct {
@@ -158,7 +159,7 @@ func (b *Builder) File(p string, node *repo.Node, data []byte, reused bool) {
 		b.mu.Unlock()
 		return
 	}
-	b.jobs <- job{path: p, node: node, data: bytes.Clone(data)}
+	b.jobs <- job{path: p, size: node.Size, content: node.Content, data: bytes.Clone(data)}
 }
 
 func blobRefs(ids []repo.ID) []Blob {
@@ -194,7 +195,7 @@ func (b *Builder) parse(ctx context.Context, j job) {
 	}
 	for _, inv := range invs {
 		b.entries = append(b.entries, Entry{Invoice: inv, ContentID: cid,
-			File: File{Path: j.path, Size: j.node.Size, Blobs: blobRefs(j.node.Content)}})
+			File: File{Path: j.path, Size: j.size, Blobs: blobRefs(j.content)}})
 	}
 }
 

@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS occ_doc ON occ(doc, snap);
 CREATE TABLE IF NOT EXISTS rejected(snap INTEGER NOT NULL, path TEXT NOT NULL, content TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files(id TEXT PRIMARY KEY, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS status(key TEXT NOT NULL, status TEXT NOT NULL, detail TEXT NOT NULL, source TEXT NOT NULL, date TEXT NOT NULL, PRIMARY KEY(key, status, source));
-CREATE TABLE IF NOT EXISTS sigcheck(content TEXT NOT NULL, inner TEXT NOT NULL, status TEXT NOT NULL, sigs TEXT NOT NULL, checked TEXT NOT NULL, PRIMARY KEY(content, inner));
+CREATE TABLE IF NOT EXISTS sigcheck(content TEXT NOT NULL, inner TEXT NOT NULL, status TEXT NOT NULL, first_status TEXT NOT NULL, sigs TEXT NOT NULL, checked TEXT NOT NULL, PRIMARY KEY(content, inner));
 `
 
 // DefaultPath is where the cache of a repository lives: the user cache
@@ -255,19 +255,9 @@ func amountOf(s string) sql.NullFloat64 {
 	return sql.NullFloat64{Float64: f, Valid: true}
 }
 
-// overall is the invoice's signature status: the worst of its signatures.
-func overall(e *Entry) string {
-	if len(e.Signatures) == 0 {
-		return "unsigned"
-	}
-	worst := e.Signatures[0].Status
-	for _, s := range e.Signatures[1:] {
-		if rank(s.Status) > rank(worst) {
-			worst = s.Status
-		}
-	}
-	return string(worst)
-}
+// overall is the invoice's signature status: the worst of its
+// signatures, unsigned when it has none.
+func overall(e *Entry) string { return string(e.Invoice.SigStatus()) }
 
 func (c *Cache) addSnapshot(ctx context.Context, src Source, s *repo.Snapshot) (int, error) {
 	var cat *Catalog

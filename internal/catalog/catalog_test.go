@@ -285,11 +285,11 @@ func TestCorpusProperty(t *testing.T) {
 	}
 
 	// verify the repository's copy and a directory
-	vr, err := e.cache.Verify(ctx, s1.ID.String(), RepoSource(fe), VerifyOptions{Recheck: vnRecognize})
+	vr, err := e.cache.Verify(ctx, s1.ID.String(), RepoSource(fe), VerifyOptions{Recheck: recheck})
 	if err != nil || vr.Failed() || vr.OK != len(files) {
 		t.Fatalf("verify repository: %+v %v", vr, err)
 	}
-	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: vnRecognize})
+	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: recheck})
 	if err != nil || vr.Failed() || vr.OK != len(files)-len(removed) {
 		t.Fatalf("verify source dir: %+v %v", vr, err)
 	}
@@ -301,7 +301,7 @@ func TestCorpusProperty(t *testing.T) {
 	if err := os.WriteFile(victim, append(files[victim], ' '), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: vnRecognize})
+	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: recheck})
 	if err != nil || !vr.Failed() || vr.ContentDiffers != 1 || vr.Findings[0].Path != victim {
 		t.Fatalf("verify after damage: %+v %v", vr, err)
 	}

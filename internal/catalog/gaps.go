@@ -265,7 +265,8 @@ func (c *Cache) Stats(ctx context.Context, snapshot string) (*Stats, error) {
 	}
 	st := &Stats{Snapshot: snap.ID, Time: snap.Time.UTC().Format("2006-01-02T15:04:05Z"), BySeller: map[string]int{}, BySeries: map[string]int{},
 		ByMonth: map[string]int{}, ByStatus: map[string]int{}, ByFormat: map[string]int{}}
-	rows, err := c.db.QueryContext(ctx, `SELECT d.seller, d.form, d.series, substr(d.date,1,7), d.status, d.format, d.key, o.path
+	rows, err := c.db.QueryContext(ctx, `SELECT d.seller, d.form, d.series, substr(d.date,1,7),
+		COALESCE((SELECT sc.status FROM sigcheck sc WHERE sc.content=d.content AND sc.inner=d.inner), d.status), d.format, d.key, o.path
 		FROM occ o JOIN docs d ON d.id=o.doc WHERE o.snap=?`, snap.row)
 	if err != nil {
 		return nil, err

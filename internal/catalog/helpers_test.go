@@ -1,9 +1,7 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
-	"encoding/xml"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,34 +15,19 @@ import (
 	"github.com/einvault/einvault/internal/repo"
 )
 
-// vnRecognize reads the identity of the corpus generator's Circular 78
-// invoices. It stands in for invoice.Recognize in this package's tests
-// (the parser has its own tests); it is deliberately strict: anything but
-// an HDon document is "not an invoice".
-func vnRecognize(_ context.Context, _ string, data []byte) ([]invoice.Invoice, error) {
-	if !bytes.Contains(data[:min(len(data), 200)], []byte("<HDon")) {
-		return nil, nil
+func recognize(ctx context.Context, name string, data []byte) ([]invoice.Invoice, error) {
+	return invoice.Recognize(ctx, name, data, invoice.Limits{})
+}
+
+// recheck parses and verifies signatures, as 'invoices verify' does.
+func recheck(ctx context.Context, name string, data []byte) ([]invoice.Invoice, error) {
+	invs, err := recognize(ctx, name, data)
+	for i := range invs {
+		if err := invoice.VerifySignatures(ctx, data, &invs[i], invoice.VerifyOptions{}); err != nil {
+			return nil, err
+		}
 	}
-	var doc struct {
-		TTChung struct {
-			Form   string `xml:"KHMSHDon"`
-			Series string `xml:"KHHDon"`
-			Number string `xml:"SHDon"`
-			Date   string `xml:"NLap"`
-			Cur    string `xml:"DVTTe"`
-		} `xml:"DLHDon>TTChung"`
-		Seller string `xml:"DLHDon>NDHDon>NBan>MST"`
-		Buyer  string `xml:"DLHDon>NDHDon>NMua>MST"`
-		Total  string `xml:"DLHDon>NDHDon>TToan>TgTTTBSo"`
-		MCCQT  string `xml:"MCCQT"`
-	}
-	if err := xml.Unmarshal(data, &doc); err != nil {
-		return nil, err
-	}
-	t := doc.TTChung
-	return []invoice.Invoice{{Format: invoice.FormatVNTT78, SellerTaxCode: doc.Seller, BuyerTaxCode: doc.Buyer, Form: t.Form,
-		Series: t.Series, Number: t.Number, IssueDate: t.Date, Currency: t.Cur, Total: doc.Total, AuthorityCode: doc.MCCQT,
-		Signatures: []invoice.Signature{{Role: "seller", Status: invoice.SigValid}}}}, nil
+	return invs, err
 }
 
 type testEnv struct {
@@ -91,7 +74,7 @@ func (e *testEnv) backup(dir string, parent *repo.Snapshot) (*repo.Snapshot, Bui
 			e.t.Fatal(err)
 		}
 	}
-	b := NewBuilder(ctx, BuilderOptions{Recognize: vnRecognize, Parent: pcat, Index: e.r.Index(), Store: e.r})
+	b := NewBuilder(ctx, BuilderOptions{Recognize: recognize, Parent: pcat, Index: e.r.Index(), Store: e.r})
 	defer b.Close()
 	res, err := archiver.New(e.r, archiver.Options{Parent: parent, Host: "h", Observer: b}).Backup(ctx, []string{dir})
 	if err != nil {

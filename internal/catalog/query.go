@@ -213,7 +213,9 @@ func (c *Cache) Find(ctx context.Context, q Query) ([]Match, error) {
 
 // versions loads every version of one key with the snapshots it is in.
 func (c *Cache) versions(ctx context.Context, where string, args ...any) ([]Version, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT d.data, s.sid, s.time, o.path FROM docs d JOIN occ o ON o.doc=d.id JOIN snaps s ON s.id=o.snap
+	rows, err := c.db.QueryContext(ctx, `SELECT d.data, s.sid, s.time, o.path,
+		COALESCE((SELECT sc.status FROM sigcheck sc WHERE sc.content=d.content AND sc.inner=d.inner), d.status)
+		FROM docs d JOIN occ o ON o.doc=d.id JOIN snaps s ON s.id=o.snap
 		WHERE `+where+` ORDER BY d.id, s.time, s.sid`, args...)
 	if err != nil {
 		return nil, err
@@ -222,8 +224,8 @@ func (c *Cache) versions(ctx context.Context, where string, args ...any) ([]Vers
 	var out []Version
 	var last string
 	for rows.Next() {
-		var data, sid, t, p string
-		if err := rows.Scan(&data, &sid, &t, &p); err != nil {
+		var data, sid, t, p, status string
+		if err := rows.Scan(&data, &sid, &t, &p, &status); err != nil {
 			return nil, err
 		}
 		tm, _ := time.Parse(time.RFC3339Nano, t)
@@ -234,7 +236,7 @@ func (c *Cache) versions(ctx context.Context, where string, args ...any) ([]Vers
 				return nil, fmt.Errorf("catalog cache entry: %w (run 'einvault invoices cache rebuild')", err)
 			}
 			out = append(out, Version{ContentID: se.ContentID, Inner: se.Inner, Size: se.Size, Total: se.Total,
-				IssueDate: se.IssueDate, Status: overall(&se.Entry), FirstSeen: seen, entry: &se})
+				IssueDate: se.IssueDate, Status: status, FirstSeen: seen, entry: &se})
 			last = data
 		}
 		v := &out[len(out)-1]

@@ -68,25 +68,12 @@ func SaveStatus(ctx context.Context, s Saver, recs []StatusRecord) (repo.ID, err
 	return s.SaveCatalog(ctx, payload)
 }
 
-// rank orders signature statuses from best (0) to worst, for "worse than
-// at backup" comparisons. Pending and unverified compare as unknown (0).
-func rank(s invoice.SigStatus) int {
-	switch s {
-	case invoice.SigValid, invoice.SigPending, invoice.SigUnverified, "":
-		return 0
-	case invoice.SigReformatted:
-		return 1
-	case invoice.SigUnsigned:
-		return 2
-	case invoice.SigUntrusted:
-		return 3
-	case invoice.SigPartial:
-		return 4
-	case invoice.SigAltered:
-		return 5
+// Worse reports whether status now is worse than status then (the
+// order of invoice.Worse). Nothing is worse than a pending status: the
+// signatures were not checked then.
+func Worse(now, then invoice.SigStatus) bool {
+	if then == invoice.SigPending || now == then {
+		return false
 	}
-	return 0
+	return invoice.Worse(now, then) == now
 }
-
-// Worse reports whether status now is worse than status then.
-func Worse(now, then invoice.SigStatus) bool { return rank(now) > rank(then) }

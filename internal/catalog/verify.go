@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -158,14 +159,18 @@ func (c *Cache) verifyFile(ctx context.Context, group []Located, read FileSource
 			rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: e.Key(), Kind: ProblemNotInvoice, Detail: "the parser no longer finds this invoice in the file", Fatal: true})
 			continue
 		}
-		was := invoice.SigStatus(overall(e))
-		is := invoice.SigStatus(overall(&Entry{Invoice: *now}))
+		was := e.SigStatus()
+		is := now.SigStatus()
 		rep.ByStatus[string(is)]++
-		if err := c.recordSigCheck(ctx, e, now); err != nil {
+		first, err := c.recordSigCheck(ctx, e, now)
+		if err != nil {
 			return err
 		}
+		if was == invoice.SigPending && first != "" {
+			was = first // the first check after the backup
+		}
 		switch {
-		case Worse(is, was) && was != invoice.SigPending:
+		case Worse(is, was):
 			rep.StatusWorse++
 			rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: e.Key(), Kind: ProblemStatusWorse,
 				Detail: fmt.Sprintf("signature status %s, it was %s at backup%s", is, was, sigDetail(now)), Fatal: true})
@@ -194,14 +199,25 @@ func sigDetail(inv *invoice.Invoice) string {
 	return " (" + strings.Join(parts, "; ") + ")"
 }
 
-func (c *Cache) recordSigCheck(ctx context.Context, e *Entry, now *invoice.Invoice) error {
+// recordSigCheck keeps the result of a signature check by content ID and
+// returns the first status ever recorded for these bytes ("" if none).
+func (c *Cache) recordSigCheck(ctx context.Context, e *Entry, now *invoice.Invoice) (invoice.SigStatus, error) {
 	sigs, err := jsonString(now.Signatures)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, err = c.db.ExecContext(ctx, `INSERT OR REPLACE INTO sigcheck(content, inner, status, sigs, checked) VALUES(?,?,?,?,?)`,
-		e.ContentID, e.Inner, overall(&Entry{Invoice: *now}), sigs, c.now().UTC().Format(time.RFC3339))
-	return err
+	var first string
+	err = c.db.QueryRowContext(ctx, `SELECT first_status FROM sigcheck WHERE content=? AND inner=?`, e.ContentID, e.Inner).Scan(&first)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	st := string(now.SigStatus())
+	if first == "" {
+		first = st
+	}
+	_, err = c.db.ExecContext(ctx, `INSERT OR REPLACE INTO sigcheck(content, inner, status, first_status, sigs, checked) VALUES(?,?,?,?,?,?)`,
+		e.ContentID, e.Inner, st, first, sigs, c.now().UTC().Format(time.RFC3339))
+	return invoice.SigStatus(first), err
 }
 
 // DirSource reads cataloged files from a restored directory: a file at

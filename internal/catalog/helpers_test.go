@@ -58,7 +58,7 @@ func newEnv(t *testing.T) *testEnv {
 
 func (e *testEnv) repoOpts() repo.Options {
 	return repo.Options{KDF: crypto.KDFParams{Time: 1, Memory: 1024, Threads: 1}, PackSize: 1 << 20,
-		Now: func() time.Time { return e.clock },
+		Now:     func() time.Time { return e.clock },
 		Chunker: repo.ChunkerParams{Algorithm: "fastcdc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/archiver"
+	"github.com/einvault/einvault/internal/catalog"
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/einvault/einvault/internal/source/pg"
 	"github.com/spf13/cobra"
@@ -30,6 +31,7 @@ type backupOptions struct {
 	db            dbBackupFlags
 	pgChecksums   bool
 	pgBin         string
+	noCatalog     bool
 }
 
 func newBackupCmd(g *Globals) *cobra.Command {
@@ -49,6 +51,14 @@ checked first (reachable, writable, free space, clock); if this repository
 fails, the backup goes to the next healthy copy. Afterwards every reachable
 copy is brought up to date (--no-sync skips that). A failing copy makes the
 result degraded: exit code 4, one line per copy.
+
+Invoices: every file read is recognised by content (Vietnamese, Chinese and
+EU e-invoice XML, also inside ZIP and OFD files) and recorded in the
+snapshot's invoice catalog, stored encrypted in the repository; files not
+read because they are unchanged keep their entries from the parent's
+catalog. 'einvault invoices' queries it; --no-catalog skips it. Invoices the
+parser refuses (malformed or hostile XML) are listed in the catalog and never
+stop the backup. Signatures are checked later by 'einvault invoices verify'.
 
 Files that cannot be read are listed at the end; the backup still completes
 and exits with code 3.
@@ -86,6 +96,7 @@ fails; restore them with 'einvault db restore'.`,
 	addDBBackupFlags(f, &o.db)
 	f.BoolVar(&o.pgChecksums, "pg-checksums", false, "PostgreSQL: also record an md5 of each table's rows (reads every row twice)")
 	f.StringVar(&o.pgBin, "pg-bin", "", "PostgreSQL: directory of pg_dump and friends (default: newest installed)")
+	f.BoolVar(&o.noCatalog, "no-catalog", false, "do not recognise invoices (no invoice catalog for this snapshot)")
 	return cmd
 }
 
@@ -164,6 +175,7 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 		opts.Username = u.Username
 	}
 	var res *archiver.Result
+	var builder *catalog.Builder
 	if o.stdin {
 		res, err = archiver.New(r, opts).BackupReader(ctx, g.Stdin, o.stdinName)
 	} else {
@@ -173,6 +185,11 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 		}
 		if err := chooseParent(ctx, g, r, o, host, paths, &opts); err != nil {
 			return err
+		}
+		if !o.noCatalog {
+			builder = newCatalogBuilder(ctx, g, r, opts.Parent)
+			defer builder.Close()
+			opts.Observer = builder
 		}
 		bar := g.newByteBar("scanning")
 		if bar != nil || (g.JSON && !g.Quiet) {
@@ -187,7 +204,12 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 	if err != nil {
 		return err
 	}
-	rerr := reportBackup(g, res)
+	var cs *catalog.BuildStats
+	if builder != nil {
+		st := builder.Stats()
+		cs = &st
+	}
+	rerr := reportBackupCatalog(g, res, cs)
 	if bc != nil {
 		unlock()
 		if err := bc.finish(ctx, g, o.noSync); err != nil {
@@ -257,7 +279,11 @@ func (p backupProgress) Update(c archiver.Counters) {
 	p.bar.set(int64(c.Bytes), total, fmt.Sprintf("%d/%d files", c.Files, c.TotalFiles))
 }
 
-func reportBackup(g *Globals, res *archiver.Result) error {
+func reportBackup(g *Globals, res *archiver.Result) error { return reportBackupCatalog(g, res, nil) }
+
+// reportBackupCatalog prints the summary of a backup and, when it made
+// one, of its invoice catalog.
+func reportBackupCatalog(g *Globals, res *archiver.Result, cat *catalog.BuildStats) error {
 	s := res.Snapshot
 	sum := s.Summary
 	if g.op != nil {
@@ -270,6 +296,9 @@ func reportBackup(g *Globals, res *archiver.Result) error {
 		if s.Parent != nil {
 			out["parent"] = s.Parent.String()
 		}
+		if cat != nil {
+			out["catalog"] = cat
+		}
 		if err := g.PrintJSON(out); err != nil {
 			return err
 		}
@@ -281,6 +310,10 @@ func reportBackup(g *Globals, res *archiver.Result) error {
 		g.Printf("Backup finished in %s (%s%s): %d files (%d new, %d changed, %d unchanged), %s read, %s added. Snapshot %s saved.\n",
 			formatDuration(sum.Duration), s.Kind, parent, sum.TotalFiles, sum.FilesNew, sum.FilesChanged, sum.FilesUnchanged,
 			formatBytes(sum.BytesRead), formatBytes(sum.BytesAdded), s.ID.Short())
+		if cat != nil {
+			g.Printf("Invoice catalog: %d invoices (%d carried over from the parent), %d file(s) refused by the parser, %s parsing.\n",
+				cat.Invoices, cat.Reused, cat.Rejected, cat.ParseTime.Round(time.Millisecond))
+		}
 		for _, u := range res.Unreadable {
 			g.Warnf("unreadable: %s: %s\n", u.Path, u.Err)
 		}

@@ -22,6 +22,7 @@ type restoreOptions struct {
 	report    string
 	workers   int
 	filter    SnapshotFilterFlags
+	noInvoice bool
 }
 
 func newRestoreCmd(g *Globals) *cobra.Command {
@@ -60,7 +61,12 @@ else is restored, the damaged files are left out and listed, and the exit
 code is 5. --verify re-reads every restored file and compares it with the
 snapshot (exit code 5 if anything differs). The report goes to stdout
 (--json for machine-readable output) and, with --report FILE, to a JSON file;
-nothing but the snapshot's files is written into the target.`,
+nothing but the snapshot's files is written into the target.
+
+When the snapshot has an invoice catalog, every restored invoice is then
+compared with it (SHA-256) and its signatures are checked again ('einvault
+invoices verify'); a content difference gives exit code 5, signature
+findings are only reported. --no-invoice-verify skips this.`,
 		Example: `  einvault restore latest --target /tmp/restore
   einvault restore 4f2a9c1e:/srv/invoices/2024 --target /srv/invoices/2024 --overwrite
   einvault restore latest --tag invoices --target /tmp/r --include '*.xml' --exclude '/srv/invoices/tmp'
@@ -78,6 +84,7 @@ nothing but the snapshot's files is written into the target.`,
 	f.BoolVar(&o.verify, "verify", false, "re-read restored files and compare them with the snapshot")
 	f.StringVar(&o.report, "report", "", "also write the report as JSON to this file")
 	f.IntVar(&o.workers, "workers", 0, "packs restored in parallel (default 4)")
+	f.BoolVar(&o.noInvoice, "no-invoice-verify", false, "skip the invoice check after restoring a snapshot with an invoice catalog")
 	f.StringArrayVar(&o.filter.Hosts, "host", nil, "for \"latest\": only snapshots of this host (repeat)")
 	f.StringArrayVar(&o.filter.Tags, "tag", nil, "for \"latest\": only snapshots with these tags (repeat, or comma-separated)")
 	f.StringArrayVar(&o.filter.Paths, "path", nil, "for \"latest\": only snapshots of exactly these paths (repeat)")
@@ -135,6 +142,15 @@ func runRestore(ctx context.Context, g *Globals, o restoreOptions, ref string) e
 	}
 	if err := printRestoreReport(g, snap, rep, time.Since(start)); err != nil {
 		return err
+	}
+	if snap.Catalog != nil && !o.noInvoice && ctx.Err() == nil {
+		differ, err := verifyRestoredInvoices(ctx, g, r, snap, sub, o.target)
+		switch {
+		case err != nil:
+			g.Warnf("warning: invoice check after restore: %v\n", err)
+		case differ && rerr == nil:
+			rerr = fmt.Errorf("%w: restored invoices differ from the catalog (listed above)", restorer.ErrVerifyFailed)
+		}
 	}
 	switch {
 	case rerr == nil:

@@ -22,6 +22,7 @@ func commands(g *Globals) []*cobra.Command {
 		newCopiesCmd(g),
 		newSyncCmd(g),
 		newRepairCmd(g),
+		newInvoicesCmd(g),
 		newVersionCmd(g),
 		newCorpusCmd(),
 		newConfigCmd(g),

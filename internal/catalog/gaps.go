@@ -206,7 +206,7 @@ type recKey struct {
 }
 
 func (c *Cache) statusByNumber(ctx context.Context) (map[recKey]StatusRecord, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT key, status, detail, source, date FROM status WHERE status NOT IN ('issued', 'registered', 'valid')`)
+	rows, err := c.db.QueryContext(ctx, `SELECT key, status, detail, source, date FROM status WHERE status IN ('cancelled', 'replaced')`)
 	if err != nil {
 		return nil, err
 	}

@@ -208,10 +208,10 @@ func Reconcile(rows []DBRow, files []Located, status []StatusRecord) *ReconcileR
 		for _, i := range idx {
 			used[i] = true
 			e := &files[i].Entry
-			if r.has["issue_date"] && r.IssueDate != e.IssueDate {
+			if r.has["issue_date"] && r.IssueDate != "" && r.IssueDate != e.IssueDate {
 				rep.Mismatches = append(rep.Mismatches, Mismatch{Key: e.Key(), Field: "issue_date", DB: r.IssueDate, File: e.IssueDate, Path: e.Path})
 			}
-			if r.has["total"] && !sameAmount(r.Total, e.Total) {
+			if r.has["total"] && r.Total != "" && !sameAmount(r.Total, e.Total) {
 				rep.Mismatches = append(rep.Mismatches, Mismatch{Key: e.Key(), Field: "total", DB: r.Total, File: e.Total, Path: e.Path})
 			}
 			if r.has["currency"] && r.Currency != "" && e.Currency != "" && !strings.EqualFold(r.Currency, e.Currency) {

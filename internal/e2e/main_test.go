@@ -120,8 +120,9 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
+	// the invoice catalog cache stays inside the test's directory
 	return &env{t: t, dir: dir, repo: filepath.Join(dir, "repo"), pw: "correct horse battery staple",
-		vars: map[string]string{}}
+		vars: map[string]string{"EINVAULT_CACHE_DIR": filepath.Join(dir, "cache")}}
 }
 
 // newRepo returns an environment with an initialised repository.

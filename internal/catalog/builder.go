@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,10 +40,13 @@ type BuilderOptions struct {
 	Recognize Recognizer
 	// Parent is the parent snapshot's catalog: entries of files the
 	// backup did not read are carried over from it.
-	Parent  *Catalog
-	Index   Locator
-	Store   Saver
-	Workers int // parsing goroutines; default 1 (the backup keeps the rest)
+	Parent *Catalog
+	Index  Locator
+	Store  Saver
+	// Workers is the number of parsing goroutines (default GOMAXPROCS);
+	// when they fall behind, the archiver's file workers parse in their
+	// place instead of waiting.
+	Workers int
 	Logger  *slog.Logger
 }
 
@@ -58,6 +62,7 @@ type BuildStats struct {
 }
 
 type job struct {
+	buf     *[]byte
 	path    string
 	size    uint64
 	content []repo.ID
@@ -86,18 +91,20 @@ type Builder struct {
 	reused   map[string]fileRef
 	stats    BuildStats
 	parseNS  atomic.Int64
+	bufs     sync.Pool // copies of file bytes waiting for a parser
+	ctx      context.Context
 }
 
 // NewBuilder starts a builder's parsing goroutines; Finish or Close stops
 // them.
 func NewBuilder(ctx context.Context, opts BuilderOptions) *Builder {
 	if opts.Workers <= 0 {
-		opts.Workers = 1
+		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Builder{opts: opts, jobs: make(chan job, 256), pdfs: map[string][]File{}, reused: map[string]fileRef{}}
+	b := &Builder{opts: opts, ctx: ctx, jobs: make(chan job, 256), pdfs: map[string][]File{}, reused: map[string]fileRef{}}
 	for range opts.Workers {
 		b.wg.Add(1)
 		go func() {
@@ -106,6 +113,7 @@ func NewBuilder(ctx context.Context, opts BuilderOptions) *Builder {
 				if ctx.Err() == nil {
 					b.parse(ctx, j)
 				}
+				b.putBuf(j.buf)
 			}
 		}()
 	}
@@ -159,7 +167,19 @@ func (b *Builder) File(p string, node *repo.Node, data []byte, reused bool) {
 		b.mu.Unlock()
 		return
 	}
-	b.jobs <- job{path: p, size: node.Size, content: node.Content, data: bytes.Clone(data)}
+	buf, _ := b.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = append((*buf)[:0], data...)
+	j := job{path: p, size: node.Size, content: node.Content, data: *buf, buf: buf}
+	select {
+	case b.jobs <- j:
+	default:
+		// the parsers are behind: parse here rather than wait
+		b.parse(b.ctx, j)
+		b.putBuf(j.buf)
+	}
 }
 
 func blobRefs(ids []repo.ID) []Blob {
@@ -196,6 +216,12 @@ func (b *Builder) parse(ctx context.Context, j job) {
 	for _, inv := range invs {
 		b.entries = append(b.entries, Entry{Invoice: inv, ContentID: cid,
 			File: File{Path: j.path, Size: j.size, Blobs: blobRefs(j.content)}})
+	}
+}
+
+func (b *Builder) putBuf(buf *[]byte) {
+	if cap(*buf) <= 1<<20 {
+		b.bufs.Put(buf)
 	}
 }
 

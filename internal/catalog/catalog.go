@@ -106,6 +106,7 @@ type header struct {
 // The repository seals and zstd-compresses it as a whole.
 func (c *Catalog) Encode() ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(1024 + 700*len(c.Entries))
 	b.WriteString(magic)
 	b.WriteByte(FormatVersion)
 	enc := json.NewEncoder(&b)

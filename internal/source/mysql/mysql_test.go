@@ -84,6 +84,7 @@ func writeStream(r *repo.Repository, snap *repo.Snapshot) func(context.Context, 
 }
 
 func TestDumpRestoreVerifyWhileWriting(t *testing.T) {
+	t.Parallel() // each test has its own server; they mostly wait on it
 	m, d := setup(t)
 	db := m.DB(t, "shop")
 	var commits atomic.Int64
@@ -176,6 +177,7 @@ func TestDumpRestoreVerifyWhileWriting(t *testing.T) {
 }
 
 func TestDumpFaults(t *testing.T) {
+	t.Parallel() // each test has its own server; they mostly wait on it
 	m, d := setup(t)
 	m.Exec(t, "CREATE USER 'clerk'@'127.0.0.1' IDENTIFIED BY 'right'; GRANT SELECT ON shop.* TO 'clerk'@'127.0.0.1'")
 	// Enough rows that the dump is still running when it is killed.
@@ -252,6 +254,7 @@ func (k *killingReader) Read(p []byte) (int, error) {
 }
 
 func TestDumpWithoutReloadIsApproximate(t *testing.T) {
+	t.Parallel() // each test has its own server; they mostly wait on it
 	m, d := setup(t)
 	m.Exec(t, "CREATE USER 'ro'@'127.0.0.1' IDENTIFIED BY 'pw'; GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON shop.* TO 'ro'@'127.0.0.1'")
 	d.User, d.Password = "ro", "pw"
@@ -267,6 +270,7 @@ func TestDumpWithoutReloadIsApproximate(t *testing.T) {
 }
 
 func TestRestoreDiskFull(t *testing.T) {
+	t.Parallel() // each test has its own server; they mostly wait on it
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to put a server's data directory on a small tmpfs")
 	}

@@ -82,9 +82,9 @@ The kind of media is guessed from the location (disk for a path) unless
 			if cs.list.FindLocation(loc) >= 0 || replica.NormalizeLocation(loc) == replica.NormalizeLocation(r.Backend().Location()) {
 				return usageError("%s is already a copy of this repository", loc)
 			}
-			be, err := location.Create(ctx, loc, location.Options{Getenv: g.Getenv})
+			be, err := location.Create(ctx, loc, g.LocationOptions())
 			if errors.Is(err, location.ErrAlreadyExists) {
-				be, err = location.Open(ctx, loc, location.Options{Getenv: g.Getenv})
+				be, err = location.Open(ctx, loc, g.LocationOptions())
 				if err == nil {
 					mine, _ := backend.LoadAll(ctx, r.Backend(), backend.Handle{Type: backend.ConfigFile, Name: "config"})
 					theirs, _ := backend.LoadAll(ctx, be, backend.Handle{Type: backend.ConfigFile, Name: "config"})

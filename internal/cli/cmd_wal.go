@@ -126,7 +126,7 @@ func pushWALToCopies(ctx context.Context, g *Globals, r *repo.Repository, name s
 		if replica.NormalizeLocation(c.Location) == primary {
 			continue
 		}
-		be, err := location.Open(ctx, c.Location, location.Options{Getenv: g.Getenv})
+		be, err := location.Open(ctx, c.Location, g.LocationOptions())
 		if err == nil {
 			var cres pg.PushResult
 			cres, err = st.PushTo(ctx, be, name, content, nil)
@@ -168,7 +168,7 @@ func fetchWALFromCopies(ctx context.Context, g *Globals, r *repo.Repository, nam
 		if replica.NormalizeLocation(c.Location) == primary {
 			continue
 		}
-		be, err := location.Open(ctx, c.Location, location.Options{Getenv: g.Getenv})
+		be, err := location.Open(ctx, c.Location, g.LocationOptions())
 		if err != nil {
 			continue
 		}

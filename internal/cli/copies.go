@@ -116,7 +116,7 @@ func (g *Globals) loadCopySet(ctx context.Context, r *repo.Repository, open, cre
 // openCopy opens the storage of a copy; with create, a location without
 // a repository is prepared for one (a local path is created).
 func (g *Globals) openCopy(ctx context.Context, loc string, create bool) (backend.Backend, error) {
-	opts := location.Options{Getenv: g.Getenv}
+	opts := g.LocationOptions()
 	be, err := location.Open(ctx, loc, opts)
 	if err == nil || !create || !errors.Is(err, backend.ErrNotExist) {
 		return be, err

@@ -39,7 +39,7 @@ func TestS3EndToEnd(t *testing.T) {
 		t.Fatalf("second init succeeded:\n%s", res)
 	}
 	src := filepath.Join(e.dir, "src")
-	e.generate(src, 300)
+	e.generate(src, 150)
 	want := takeManifest(t, src)
 	first := e.backup("--connections", "2", "--limit-upload", "102400", src)
 	e.mustRun("corpus", "mutate", src, "--seed", "7", "--change", "0.1", "--add", "0.05")
@@ -134,11 +134,11 @@ func TestS3ServerKilledDuringBackup(t *testing.T) {
 	e := newS3Env(t, m, m.RepoURL("fault", ""))
 	e.mustRun("init")
 	src := filepath.Join(e.dir, "src")
-	e.generate(src, 1500) // about 20 MB
+	e.generate(src, 800) // about 11 MB
 	want := takeManifest(t, src)
 
-	// Upload at 2 MiB/s so that the kill lands in the middle.
-	cmd := e.command(context.Background(), "--limit-upload", "2048", "backup", "--json", src)
+	// Upload at 1 MiB/s so that the kill lands in the middle.
+	cmd := e.command(context.Background(), "--limit-upload", "1024", "backup", "--json", src)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

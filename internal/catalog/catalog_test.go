@@ -122,7 +122,7 @@ func TestCandidate(t *testing.T) {
 func TestCorpusProperty(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "corpus")
-	if _, err := corpus.Generate(ctx, dir, corpus.Options{Files: 150, Seed: 7, PDFRatio: 0.2, DumpSize: -1}); err != nil {
+	if _, err := corpus.Generate(ctx, dir, corpus.Options{Files: 100, Seed: 7, PDFRatio: 0.2, DumpSize: -1}); err != nil {
 		t.Fatal(err)
 	}
 	files := xmlFiles(t, dir)

@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"math/big"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // MySQL and MariaDB
+	"github.com/go-sql-driver/mysql"   // MySQL and MariaDB
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL
 )
 
@@ -21,20 +22,51 @@ var ReconcileColumns = []string{"seller_tax_code", "form", "series", "number", "
 // OpenDB opens the database a DSN names:
 //
 //	postgres://user:pass@host:port/db?sslmode=disable  (or postgresql://)
-//	mysql://user:pass@tcp(host:port)/db                 (MySQL, MariaDB; go-sql-driver syntax after mysql://)
+//	mysql://user:pass@host:port/db                      (MySQL, MariaDB; also mariadb://, or go-sql-driver
+//	                                                    syntax after mysql://: user:pass@tcp(host:port)/db)
 //	sqlite:/path/to/file.db                             (or a path ending in .db, .sqlite, .sqlite3)
 func OpenDB(dsn string) (*sql.DB, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return sql.Open("pgx", dsn)
-	case strings.HasPrefix(dsn, "mysql://"):
-		return sql.Open("mysql", strings.TrimPrefix(dsn, "mysql://"))
+	case strings.HasPrefix(dsn, "mysql://"), strings.HasPrefix(dsn, "mariadb://"):
+		cfg, err := mysqlConfig(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return sql.Open("mysql", cfg)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return sql.Open("sqlite", "file:"+strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")+"?mode=ro")
 	case strings.HasSuffix(dsn, ".db"), strings.HasSuffix(dsn, ".sqlite"), strings.HasSuffix(dsn, ".sqlite3"):
 		return sql.Open("sqlite", "file:"+dsn+"?mode=ro")
 	}
 	return nil, fmt.Errorf("database %q: unknown kind: use postgres://..., mysql://user:pass@tcp(host:port)/db or sqlite:/path/file.db", redact(dsn))
+}
+
+// mysqlConfig turns mysql://user:pass@host:port/db (or the driver's own
+// syntax after mysql://) into a go-sql-driver DSN.
+func mysqlConfig(dsn string) (string, error) {
+	rest := dsn[strings.Index(dsn, "://")+3:]
+	if strings.Contains(rest, "@tcp(") || strings.Contains(rest, "@unix(") {
+		return rest, nil
+	}
+	u, err := url.Parse("mysql://" + rest)
+	if err != nil {
+		return "", fmt.Errorf("database %q: %w", redact(dsn), err)
+	}
+	cfg := mysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net, cfg.Addr = "tcp", u.Host
+	if u.Port() == "" {
+		cfg.Addr = u.Host + ":3306"
+	}
+	if sock := u.Query().Get("socket"); sock != "" {
+		cfg.Net, cfg.Addr = "unix", sock
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	cfg.ParseTime = true
+	return cfg.FormatDSN(), nil
 }
 
 func redact(dsn string) string {

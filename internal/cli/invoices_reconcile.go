@@ -37,7 +37,7 @@ The query names its columns (case-insensitive):
   total            amount payable, compared exactly as a decimal
   currency         compared when both sides have one
 
-DSN: postgres://user:pass@host:port/db, mysql://user:pass@tcp(host:port)/db
+DSN: postgres://user:pass@host:port/db, mysql://user:pass@host:port/db
 (MySQL, MariaDB), sqlite:/path/file.db. The database is only read.
 Exit code 0 whether or not differences are found (see "clean" in --json).`,
 		Example: `  einvault invoices reconcile --db 'postgres://ro@127.0.0.1/einvoice' \

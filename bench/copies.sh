@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/copies.sh: what copies cost. Backs up the invoice corpus to a
 # repository without copies and to one with two copies (local paths, and
-# MinIO / SFTP when bench/remote.sh from the S3 helper is present), first
+# a MinIO and an rclone/SFTP copy with BENCH_REMOTE=1), first
 # the initial backup, then an incremental one after 'corpus mutate' changed
 # 5% of the files. Prints the median wall time of BENCH_RUNS runs and the
 # ratio with copies / without. Target (issue 4): the incremental backup with
@@ -9,7 +9,7 @@
 #
 # Knobs: BENCH_FILES (default 20000; 2000 with BENCH_QUICK=1), BENCH_RUNS
 # (default 3; 1 quick), BENCH_WORK, BENCH_KEEP=1, BENCH_REMOTE=1 (also
-# measure MinIO + SFTP copies through bench/remote.sh when it exists).
+# measure a primary with a MinIO copy and an rclone/SFTP cloud copy).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +27,6 @@ die() { log "$*"; exit 1; }
 
 WORK=${BENCH_WORK:-$(mktemp -d /tmp/einvault-bench-copies.XXXXXX)}
 mkdir -p "$WORK"
-[[ ${BENCH_KEEP:-0} == 1 ]] || trap 'rm -rf "$WORK"' EXIT
 EV=$WORK/einvault
 (cd "$ROOT" && go build -o "$EV" ./cmd/einvault) || die "build failed"
 export EINVAULT_PASSWORD=einvault-bench-password EINVAULT_INSECURE_TEST_KDF=${EINVAULT_INSECURE_TEST_KDF:-0}
@@ -36,16 +35,36 @@ CORPUS=$WORK/corpus-template
 log "generating a corpus of $FILES invoices"
 "$EV" corpus generate "$CORPUS" --files "$FILES" --seed 1 >/dev/null
 
-# Optional remote copies: bench/remote.sh (S3 helper) starts MinIO and sshd
-# and prints "export NAME=value" lines with their repository strings.
+# Optional remote copies (BENCH_REMOTE=1): a MinIO server on loopback
+# (EINVAULT_MINIO or $HOME/.cache/einvault/bin/minio) and an rclone remote
+# (a local directory behind the 'rclone serve sftp' that einvault starts).
 REMOTES=()
-if [[ ${BENCH_REMOTE:-0} == 1 && -x $ROOT/bench/remote.sh ]]; then
-	eval "$("$ROOT/bench/remote.sh" start "$WORK/remote")"
-	trap '"$ROOT/bench/remote.sh" stop "$WORK/remote" || true; [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$WORK"' EXIT
-	[[ -n ${BENCH_S3_REPO:-} ]] && REMOTES+=("$BENCH_S3_REPO")
-	[[ -n ${BENCH_SFTP_REPO:-} ]] && REMOTES+=("$BENCH_SFTP_REPO")
-elif [[ ${BENCH_REMOTE:-0} == 1 ]]; then
-	log "bench/remote.sh not found: measuring local-path copies only"
+MINIO_PID=""
+cleanup() {
+	[[ -n $MINIO_PID ]] && kill "$MINIO_PID" 2>/dev/null || true
+	[[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+if [[ ${BENCH_REMOTE:-0} == 1 ]]; then
+	MINIO=${EINVAULT_MINIO:-$HOME/.cache/einvault/bin/minio}
+	if [[ -x $MINIO ]]; then
+		PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		export MINIO_ROOT_USER=benchadmin MINIO_ROOT_PASSWORD=benchadmin-secret-123
+		export AWS_ACCESS_KEY_ID=$MINIO_ROOT_USER AWS_SECRET_ACCESS_KEY=$MINIO_ROOT_PASSWORD
+		mkdir -p "$WORK/minio"
+		"$MINIO" server "$WORK/minio" --address "127.0.0.1:$PORT" --quiet >"$WORK/minio.log" 2>&1 &
+		MINIO_PID=$!
+		for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+		REMOTES+=("s3:http://127.0.0.1:$PORT/bench-copies/RUN")
+	else
+		log "no MinIO binary at $MINIO: skipping the S3 copy"
+	fi
+	if command -v rclone >/dev/null; then
+		export RCLONE_CONFIG=$WORK/rclone.conf RCLONE_CONFIG_BENCH_TYPE=local
+		REMOTES+=("rclone:bench:$WORK/cloud/RUN")
+	else
+		log "rclone not found: skipping the cloud copy"
+	fi
 fi
 
 now() { date +%s.%N; }
@@ -87,7 +106,7 @@ for r in $(seq "$RUNS"); do
 		case $c in
 		local-only) out=$(run_case "$c") ;;
 		two-local-copies) out=$(run_case "$c" "$WORK/$c/copy-b" "$WORK/$c/copy-c") ;;
-		local-plus-remote) out=$(run_case "$c" "${REMOTES[@]}") ;;
+		local-plus-remote) out=$(run_case "$c" "${REMOTES[@]//RUN/run$r}") ;;
 		esac
 		INITS[$c]+="${out% *} " INCRS[$c]+="${out#* } "
 		log "$c run $r: initial ${out% *}s, incremental ${out#* }s"

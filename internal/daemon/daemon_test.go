@@ -303,3 +303,53 @@ func TestServeMissedRunsAndLimit(t *testing.T) {
 		t.Errorf("status after stop: %+v %v %v", s, ok, err)
 	}
 }
+
+// TestJournalFullJobsStillRun: with the state directory refusing writes,
+// jobs still run, the missing entries are alerted and queued, and written
+// once the directory works again.
+func TestJournalFullJobsStillRun(t *testing.T) {
+	cfg, err := config.Parse([]byte(testConfig), "test.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var full atomic.Bool
+	j, err := journal.Open(context.Background(), t.TempDir(), journal.Options{SpoolDir: t.TempDir(), Logger: log,
+		FailWrite: func(string) error {
+			if full.Load() {
+				return errors.New("no space left on device")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ev := &events{}
+	r := &fakeRunner{}
+	d, err := New(context.Background(), cfg, Options{Clock: clockwork.NewFakeClock(), Logger: log, Runner: r, Journal: j, Notifier: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	res, err := d.RunJob(context.Background(), "two", "schedule")
+	if err != nil || res.Result != journal.ResultOK {
+		t.Fatalf("job with a full state directory: %+v %v", res, err)
+	}
+	if len(r.calls) < 2 {
+		t.Fatalf("the backup did not run: %v", r.calls)
+	}
+	if j.Pending() != 1 {
+		t.Fatalf("%d entries queued, want 1", j.Pending())
+	}
+	if k := ev.kinds(); len(k) != 1 || k[0] != notify.KindDegraded {
+		t.Errorf("journal failure not alerted: %v", k)
+	}
+	full.Store(false)
+	if err := j.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if es := entries(t, j, journal.Filter{Job: "two"}); len(es) != 1 || es[0].ID == 0 {
+		t.Errorf("queued entry not written: %+v", es)
+	}
+}

@@ -286,7 +286,9 @@ func TestServeMissedRunsAndLimit(t *testing.T) {
 	}
 	// 11:00: all three are due; one runs at a time.
 	clk.Advance(30 * time.Minute)
-	wait("three jobs at 11:00", func() bool { return len(entries(t, j, journal.Filter{Op: "backup", Since: t0.Add(29 * time.Minute)})) == 3 })
+	wait("three jobs at 11:00", func() bool {
+		return len(entries(t, j, journal.Filter{Op: "backup", Since: t0.Add(29 * time.Minute)})) == 3
+	})
 	if m := r.maxSeen.Load(); m != 1 {
 		t.Errorf("%d jobs ran at once with concurrency 1", m)
 	}

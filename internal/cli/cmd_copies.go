@@ -315,6 +315,9 @@ func (g *Globals) copiesStatus(ctx context.Context, r *repo.Repository, timeout 
 	st := replica.ComputeStatus(ctx, cs.members, replica.StatusOptions{Now: r.Now, Growth: pts, Probe: replica.PreflightOptions{Timeout: timeout}})
 	for _, f := range cs.failed {
 		i := cs.list.Find(f.Copy)
+		if i < 0 {
+			continue
+		}
 		c := cs.list.Copies[i]
 		st.Copies = append(st.Copies, replica.CopyStatus{Name: c.Name, Location: c.Location, Kind: c.Kind, Offsite: c.Offsite, Immutable: c.Immutable, Order: c.Order, Error: f.Error, VerifyErrors: c.VerifyErrors})
 	}

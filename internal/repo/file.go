@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/einvault/einvault/internal/crypto"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Standalone sealed files (index, snapshot, lock, pending, catalog) share
@@ -63,6 +64,12 @@ var ErrDamaged = errors.New("repository data is damaged")
 
 // sealFile builds a standalone file of the given kind.
 func (r *Repository) sealFile(kind FileKind, payload []byte) ([]byte, error) {
+	return r.sealFileWith(kind, payload, r.zenc)
+}
+
+// sealFileWith is sealFile with another zstd encoder (WAL files use the
+// fastest level: one process per segment must be quick).
+func (r *Repository) sealFileWith(kind FileKind, payload []byte, zenc *zstd.Encoder) ([]byte, error) {
 	k := r.keys.current()
 	salt, err := crypto.NewSalt()
 	if err != nil {
@@ -78,7 +85,7 @@ func (r *Repository) sealFile(kind FileKind, payload []byte) ([]byte, error) {
 	hdr[5] = flagCompressed
 	binary.LittleEndian.PutUint32(hdr[6:], k.Epoch)
 	copy(hdr[10:], salt[:])
-	comp := r.zenc.EncodeAll(payload, nil)
+	comp := zenc.EncodeAll(payload, nil)
 	return s.Seal(hdr, comp, hdr[:fileHeaderSize])
 }
 

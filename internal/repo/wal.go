@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // walMagic starts the payload of a WAL file, followed by the WAL file
@@ -22,7 +24,12 @@ func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(name)))
 	payload = append(payload, name...)
 	payload = append(payload, content...)
-	return r.sealFile(KindWAL, payload)
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, err
+	}
+	defer zenc.Close()
+	return r.sealFileWith(KindWAL, payload, zenc)
 }
 
 // OpenWAL authenticates and decodes a sealed WAL file that must hold the

@@ -362,3 +362,29 @@ func TestCorpusProperty(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconvFormat(n) }
+
+// TestGapsWideRange: a sequence whose numbers are far apart (20-digit
+// numbers, IDs) is not enumerated; duplicates are still found.
+func TestGapsWideRange(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	dir := t.TempDir()
+	inv := func(num, extra string) []byte {
+		return []byte(`<?xml version="1.0" encoding="UTF-8"?><HDon><DLHDon><TTChung><KHMSHDon>1</KHMSHDon><KHHDon>C24TXX</KHHDon><SHDon>` + num +
+			`</SHDon><NLap>2024-01-02</NLap></TTChung><NDHDon><NBan><MST>0100000001</MST></NBan><NMua><MST>0200000002</MST></NMua><TToan><TgTTTBSo>10` + extra + `</TgTTTBSo></TToan></NDHDon></DLHDon></HDon>`)
+	}
+	for name, data := range map[string][]byte{"a.xml": inv("1", ""), "b.xml": inv("900000000000", ""), "c.xml": inv("900000000000", "0")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.backup(dir, nil)
+	e.sync()
+	rep, err := e.cache.Gaps(ctx, GapQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Groups) != 1 || !rep.Groups[0].Truncated || rep.Missing != 0 || rep.Dupes != 1 {
+		t.Fatalf("gaps: %+v", rep)
+	}
+}

@@ -151,21 +151,25 @@ func (c *Cache) Gaps(ctx context.Context, q GapQuery) (*GapReport, error) {
 	rep := &GapReport{Snapshot: snap.ID}
 	for k, g := range groups {
 		gg := GapGroup{Seller: k.seller, Form: k.form, Series: k.series, Year: k.year, First: g.lo, Last: g.hi, Present: len(g.present)}
+		if g.hi-g.lo > maxRange {
+			// not a numbering sequence (20-digit Chinese numbers, IDs):
+			// only duplicates are reported
+			gg.Truncated = true
+			for n, docs := range g.present {
+				if d, ok := duplicateOf(n, docs); ok {
+					gg.Duplicates = append(gg.Duplicates, d)
+				}
+			}
+			rep.Dupes += len(gg.Duplicates)
+			rep.Groups = append(rep.Groups, gg)
+			continue
+		}
 		for n := g.lo; n <= g.hi; n++ {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			if docs, ok := g.present[n]; ok {
-				contents := map[string]bool{}
-				for _, d := range docs {
-					contents[d.content] = true
-				}
-				if len(contents) > 1 {
-					d := Duplicate{Number: n, Key: docs[0].key}
-					for _, x := range docs {
-						d.Contents = append(d.Contents, x.content)
-						d.Paths = append(d.Paths, x.path)
-					}
+				if d, ok := duplicateOf(n, docs); ok {
 					gg.Duplicates = append(gg.Duplicates, d)
 				}
 				continue
@@ -198,6 +202,25 @@ func (c *Cache) Gaps(ctx context.Context, q GapQuery) (*GapReport, error) {
 		return fmt.Sprint(a.Seller, "\x00", a.Form, "\x00", a.Series, "\x00", a.Year) < fmt.Sprint(b.Seller, "\x00", b.Form, "\x00", b.Series, "\x00", b.Year)
 	})
 	return rep, nil
+}
+
+// maxRange is the widest number range checked for gaps.
+const maxRange = 10_000_000
+
+func duplicateOf(n int64, docs []docRow) (Duplicate, bool) {
+	contents := map[string]bool{}
+	for _, d := range docs {
+		contents[d.content] = true
+	}
+	if len(contents) < 2 {
+		return Duplicate{}, false
+	}
+	d := Duplicate{Number: n, Key: docs[0].key}
+	for _, x := range docs {
+		d.Contents = append(d.Contents, x.content)
+		d.Paths = append(d.Paths, x.path)
+	}
+	return d, true
 }
 
 type recKey struct {

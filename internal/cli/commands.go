@@ -28,6 +28,7 @@ func commands(g *Globals) []*cobra.Command {
 		newConfigCmd(g),
 		newDBCmd(g),
 		newAlertsCmd(g),
+		newReportCmd(g),
 		newJournalCmd(g),
 		newPGCmd(g),
 		newWALPushCmd(g),

@@ -163,9 +163,10 @@ func PDF(m *Month, lang string, getenv func(string) string) ([]byte, error) {
 			for _, kv := range bl.kv {
 				ensure(13)
 				f.SetTextColor(90, 90, 90)
+				f.SetX(margin)
 				f.CellFormat(contentW*0.45, 13, kv[0], "", 0, "L", false, 0, "")
 				f.SetTextColor(20, 20, 20)
-				f.CellFormat(contentW*0.55, 13, kv[1], "", 1, "L", false, 0, "")
+				f.MultiCell(contentW*0.55, 13, kv[1], "", "L", false)
 			}
 		}
 		if bl.para != "" {

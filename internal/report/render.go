@@ -188,6 +188,9 @@ func build(m *Month, lang string) document {
 }
 
 func withTarget(v, target time.Duration) string {
+	if v == 0 && target == 0 {
+		return "—"
+	}
 	if target == 0 {
 		return roundDur(v)
 	}

@@ -40,6 +40,13 @@ func EncodeStatus(recs []StatusRecord) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// IsStatusPayload reports whether a catalogs/ file payload holds
+// imported status records rather than a snapshot's catalog. Prune uses
+// it: status records are never deleted.
+func IsStatusPayload(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(statusMagic))
+}
+
 // DecodeStatus parses a status-record file payload.
 func DecodeStatus(data []byte) ([]StatusRecord, error) {
 	if len(data) < 5 || string(data[:4]) != statusMagic || data[4] != 1 {

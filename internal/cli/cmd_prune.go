@@ -156,6 +156,12 @@ func printPruneReport(g *Globals, rep *pruner.Report) {
 		}
 		g.Printf("\n")
 	}
+	if rep.CatalogsDeleted > 0 {
+		g.Printf("%s: %d invoice catalog(s) of forgotten snapshots\n", deleted, rep.CatalogsDeleted)
+	}
+	if rep.CatalogsMarked > 0 {
+		g.Printf("%s: %d invoice catalog(s) of forgotten snapshots\n", marked, rep.CatalogsMarked)
+	}
 	if rep.PacksRepacked > 0 {
 		g.Printf("%s: %d pack(s), copying %d blobs (%s) still in use\n", repacked, rep.PacksRepacked, rep.BlobsRepacked, formatBytes(uint64(rep.BytesRepacked)))
 	}
@@ -181,7 +187,7 @@ func printPruneReport(g *Globals, rep *pruner.Report) {
 	if rep.MissingPacks > 0 || rep.MissingBlobs > 0 {
 		g.Warnf("warning: %d indexed pack(s) missing from storage, %d used blob(s) found nowhere: run 'einvault check'\n", rep.MissingPacks, rep.MissingBlobs)
 	}
-	if rep.PacksMarked == 0 && rep.PacksDeleted == 0 && rep.PacksRepacked == 0 && len(rep.Waiting) == 0 && rep.PacksKeptBack == 0 {
+	if rep.PacksMarked == 0 && rep.PacksDeleted == 0 && rep.PacksRepacked == 0 && len(rep.Waiting) == 0 && rep.PacksKeptBack == 0 && rep.CatalogsMarked == 0 && rep.CatalogsDeleted == 0 {
 		g.Printf("nothing to prune\n")
 	}
 }

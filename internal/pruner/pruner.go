@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/backend"
+	"github.com/einvault/einvault/internal/catalog"
 	"github.com/einvault/einvault/internal/repo"
 )
 
@@ -116,11 +117,16 @@ type Report struct {
 	UnreadablePacks int     `json:"unreadable_packs"`
 
 	// Sweep.
-	PacksDeleted  int       `json:"packs_deleted"`
-	BytesFreed    int64     `json:"bytes_freed"`
-	PacksKeptBack int       `json:"packs_kept_back"` // marked packs a snapshot needed: re-indexed
-	PendingDone   int       `json:"pending_done"`
-	Waiting       []Waiting `json:"waiting"`
+	PacksDeleted int `json:"packs_deleted"`
+	// Catalogs of forgotten snapshots: marked, then deleted by the sweep.
+	// Imported tax-authority status records (also in catalogs/, named by
+	// no snapshot) are never marked.
+	CatalogsMarked  int       `json:"catalogs_marked"`
+	CatalogsDeleted int       `json:"catalogs_deleted"`
+	BytesFreed      int64     `json:"bytes_freed"`
+	PacksKeptBack   int       `json:"packs_kept_back"` // marked packs a snapshot needed: re-indexed
+	PendingDone     int       `json:"pending_done"`
+	Waiting         []Waiting `json:"waiting"`
 	// Protected lists the files whose removal the storage refused because
 	// a retention period (S3 object lock) still protects them, each with
 	// until when. They are kept, not an error; a later prune removes them.
@@ -479,8 +485,13 @@ func (p *pruner) mark(ctx context.Context) error {
 			}
 		}
 	}
+	cats, err := p.orphanCatalogs(ctx, snaps, pend)
+	if err != nil {
+		return err
+	}
+	rep.CatalogsMarked = len(cats)
 	indexChanged := len(remove) > newlyUnindexed || len(repack) > 0 || rep.PacksReindexed > 0
-	if p.o.DryRun || (!indexChanged && newlyUnindexed == 0) {
+	if p.o.DryRun || (!indexChanged && newlyUnindexed == 0 && len(cats) == 0) {
 		return nil
 	}
 
@@ -551,10 +562,10 @@ func (p *pruner) mark(ctx context.Context) error {
 	for id := range alreadyPending {
 		delete(marked, id)
 	}
-	if len(marked) == 0 {
+	if len(marked) == 0 && len(cats) == 0 {
 		return nil
 	}
-	pf := &repo.Pending{Created: r.Now(), Packs: sortedIDs(marked)}
+	pf := &repo.Pending{Created: r.Now(), Packs: sortedIDs(marked), Catalogs: cats}
 	pf.Host, _ = os.Hostname()
 	if _, err := r.SavePending(ctx, pf); err != nil {
 		return err
@@ -566,7 +577,7 @@ func (p *pruner) mark(ctx context.Context) error {
 	}
 	w.Reason = fmt.Sprintf("marked now; grace window ends in %s", p.o.grace())
 	rep.Waiting = append(rep.Waiting, w)
-	p.log.Info("prune: packs marked", "packs", len(marked), "pending", pf.ID.Short())
+	p.log.Info("prune: packs marked", "packs", len(marked), "catalogs", len(cats), "pending", pf.ID.Short())
 	return nil
 }
 
@@ -754,6 +765,9 @@ func (p *pruner) sweep(ctx context.Context) error {
 				return fmt.Errorf("delete pack %s: %w", id.Short(), err)
 			}
 		}
+		if err := p.sweepCatalogs(ctx, pf, snaps); err != nil {
+			return err
+		}
 		rep.PendingDone++
 		if p.o.DryRun {
 			continue
@@ -763,5 +777,83 @@ func (p *pruner) sweep(ctx context.Context) error {
 		}
 	}
 	sort.Slice(rep.Waiting, func(i, j int) bool { return rep.Waiting[i].Created.Before(rep.Waiting[j].Created) })
+	return nil
+}
+
+// orphanCatalogs returns the catalog files no snapshot names and no
+// pending file lists yet, leaving out imported status records (kept
+// forever) and files it cannot read (never delete what cannot be
+// classified; check reports them).
+func (p *pruner) orphanCatalogs(ctx context.Context, snaps []*repo.Snapshot, pend []*repo.Pending) (repo.IDs, error) {
+	named := repo.IDSet{}
+	for _, s := range snaps {
+		if s.Catalog != nil {
+			named.Insert(*s.Catalog)
+		}
+	}
+	for _, pf := range pend {
+		for _, id := range pf.Catalogs {
+			named.Insert(id)
+		}
+	}
+	var cand repo.IDs
+	err := p.r.Backend().List(ctx, backend.CatalogFile, func(fi backend.FileInfo) error {
+		if id, err := repo.ParseID(fi.Name); err == nil && !named.Has(id) {
+			cand = append(cand, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list catalogs: %w", err)
+	}
+	cand.Sort()
+	var out repo.IDs
+	for _, id := range cand {
+		payload, err := p.r.LoadCatalog(ctx, id)
+		if errors.Is(err, backend.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p.log.Warn("keeping an unreadable file in catalogs/", "catalog", id.Short(), "err", err)
+			continue
+		}
+		if catalog.IsStatusPayload(payload) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// sweepCatalogs deletes the catalogs a due pending file lists, unless a
+// snapshot names one again.
+func (p *pruner) sweepCatalogs(ctx context.Context, pf *repo.Pending, snaps []*repo.Snapshot) error {
+	named := repo.IDSet{}
+	for _, s := range snaps {
+		if s.Catalog != nil {
+			named.Insert(*s.Catalog)
+		}
+	}
+	for _, id := range pf.Catalogs {
+		if named.Has(id) {
+			continue
+		}
+		p.rep.CatalogsDeleted++
+		if p.o.DryRun {
+			continue
+		}
+		err := p.r.Backend().Remove(ctx, backend.Handle{Type: backend.CatalogFile, Name: id.String()})
+		if errors.Is(err, backend.ErrProtected) {
+			p.rep.CatalogsDeleted--
+			p.rep.Protected = append(p.rep.Protected, err.Error())
+			continue
+		}
+		if err != nil && !errors.Is(err, backend.ErrNotExist) {
+			return fmt.Errorf("delete catalog %s: %w", id.Short(), err)
+		}
+	}
 	return nil
 }

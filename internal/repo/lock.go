@@ -390,6 +390,9 @@ type Pending struct {
 	Created time.Time `json:"created"`
 	Host    string    `json:"host,omitempty"`
 	Packs   IDs       `json:"packs"`
+	// Catalogs are invoice catalogs (catalogs/) of forgotten snapshots,
+	// deleted by the same sweep unless a snapshot names them again.
+	Catalogs IDs `json:"catalogs,omitempty"`
 
 	// ID is the pending file's name; not stored.
 	ID ID `json:"-"`

@@ -112,12 +112,20 @@ func TestS3ObjectLock(t *testing.T) {
 	}
 	ctx := context.Background()
 	var victim minio.ObjectInfo
-	for oi := range c.ListObjects(ctx, "locked", minio.ListObjectsOptions{Prefix: "repo/data/", Recursive: true, WithVersions: true}) {
+	lctx, cancel := context.WithCancel(ctx)
+	for oi := range c.ListObjects(lctx, "locked", minio.ListObjectsOptions{Prefix: "repo/data/", Recursive: true, WithVersions: true}) {
+		if victim.Key != "" {
+			continue // draining after cancel
+		}
 		if oi.Err != nil {
 			t.Fatal(oi.Err)
 		}
 		victim = oi
-		break
+		cancel()
+	}
+	cancel()
+	if victim.Key == "" {
+		t.Fatal("no pack in the locked bucket")
 	}
 	if err := c.RemoveObject(ctx, "locked", victim.Key, minio.RemoveObjectOptions{VersionID: victim.VersionID}); err == nil {
 		t.Fatalf("deleting locked version %s of %s succeeded", victim.VersionID, victim.Key)

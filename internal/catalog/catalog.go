@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/einvault/einvault/internal/invoice"
 	"github.com/einvault/einvault/internal/repo"
@@ -105,21 +107,61 @@ type header struct {
 //
 // The repository seals and zstd-compresses it as a whole.
 func (c *Catalog) Encode() ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(1024 + 700*len(c.Entries))
-	b.WriteString(magic)
-	b.WriteByte(FormatVersion)
-	enc := json.NewEncoder(&b)
+	return c.encode(runtime.GOMAXPROCS(0))
+}
+
+// encodeShard is the entry count below which Encode does not split the
+// work: goroutines cost more than they save on small catalogs.
+const encodeShard = 512
+
+// encode writes the payload with up to workers goroutines, each encoding
+// a contiguous run of entries into its own buffer; the runs are joined in
+// order, so the bytes do not depend on workers. The catalog is encoded
+// at the end of a backup, on its critical path.
+func (c *Catalog) encode(workers int) ([]byte, error) {
+	n := len(c.Entries)
+	shards := min(max(workers, 1), max(n/encodeShard, 1))
+	parts := make([][]byte, shards)
+	errs := make([]error, shards)
+	var wg sync.WaitGroup
+	for s := range shards {
+		lo, hi := s*n/shards, (s+1)*n/shards
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b bytes.Buffer
+			b.Grow(1024 + 900*(hi-lo))
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			for i := lo; i < hi; i++ {
+				if err := enc.Encode(&c.Entries[i]); err != nil {
+					errs[s] = err
+					return
+				}
+			}
+			parts[s] = b.Bytes()
+		}()
+	}
+	var head bytes.Buffer
+	head.WriteString(magic)
+	head.WriteByte(FormatVersion)
+	enc := json.NewEncoder(&head)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(header{Packs: c.Packs, Entries: len(c.Entries), Rejected: c.Rejected}); err != nil {
+	herr := enc.Encode(header{Packs: c.Packs, Entries: n, Rejected: c.Rejected})
+	wg.Wait()
+	if err := errors.Join(append(errs, herr)...); err != nil {
 		return nil, err
 	}
-	for i := range c.Entries {
-		if err := enc.Encode(&c.Entries[i]); err != nil {
-			return nil, err
-		}
+	size := head.Len()
+	for _, p := range parts {
+		size += len(p)
 	}
-	return b.Bytes(), nil
+	out := make([]byte, 0, size)
+	out = append(out, head.Bytes()...)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
 }
 
 // Decode parses a catalog payload, checking every reference it holds.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,6 +48,46 @@ func TestEncodeDecode(t *testing.T) {
 	}
 	if got.Entries[0].Key() != "0105987432-999/1/C21TAQ/11" || got.Entries[0].PDF.Path != "/srv/pdf/a.pdf" {
 		t.Fatalf("decoded %+v", got.Entries[0])
+	}
+}
+
+// TestEncodeSharded: the payload does not depend on how many goroutines
+// encoded it, and it decodes to the same entries in the same order.
+func TestEncodeSharded(t *testing.T) {
+	base := sampleCatalog()
+	for _, n := range []int{0, 1, encodeShard - 1, 3*encodeShard + 7} {
+		c := *base
+		c.Entries = make([]Entry, n)
+		for i := range c.Entries {
+			e := base.Entries[0]
+			e.Number = strconv.Itoa(i + 1)
+			c.Entries[i] = e
+		}
+		want, err := c.encode(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []int{2, 3, 8} {
+			got, err := c.encode(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d entries, %d workers: payload differs from one worker's", n, w)
+			}
+		}
+		dec, err := Decode(want)
+		if err != nil {
+			t.Fatalf("%d entries: %v", n, err)
+		}
+		if len(dec.Entries) != n {
+			t.Fatalf("decoded %d entries, want %d", len(dec.Entries), n)
+		}
+		for i, e := range dec.Entries {
+			if e.Number != strconv.Itoa(i+1) {
+				t.Fatalf("entry %d has number %q: order lost", i, e.Number)
+			}
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/backend"
+	"github.com/einvault/einvault/internal/catalog"
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/zeebo/blake3"
 )
@@ -47,7 +48,7 @@ type Options struct {
 	// ReadData is set).
 	ReadDataSubset Subset
 	// StorageOnly checks without the password that every pack, index,
-	// snapshot and key file hashes to its name (every pack is read unless
+	// snapshot, catalog and key file hashes to its name (every pack is read unless
 	// ReadDataSubset chooses a subset). Check then uses only r.Backend().
 	StorageOnly bool
 	// Progress, if set, receives the progress of the current phase: files
@@ -172,7 +173,7 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 	c.r = r
 	steps := []func(context.Context) error{
 		c.checkConfig, c.checkKeys, c.checkDicts, c.loadIndex, c.listPacks, c.checkPackSizes,
-		c.loadSnapshots, c.listInfoFiles, c.readData, c.walkTrees, c.mapDamage,
+		c.loadSnapshots, c.checkCatalogs, c.listInfoFiles, c.readData, c.walkTrees, c.mapDamage,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -465,10 +466,10 @@ func (c *checker) checkKeys(ctx context.Context) error {
 	})
 }
 
-// hashFiles (storage-only) verifies that index, snapshot and dictionary
-// files hash to their names.
+// hashFiles (storage-only) verifies that index, snapshot, dictionary
+// and catalog files hash to their names.
 func (c *checker) hashFiles(ctx context.Context) error {
-	return c.hashTypes(ctx, backend.IndexFile, backend.SnapshotFile, backend.DictFile)
+	return c.hashTypes(ctx, backend.IndexFile, backend.SnapshotFile, backend.DictFile, backend.CatalogFile)
 }
 
 // checkDicts verifies that compression dictionaries still hash to their
@@ -682,6 +683,57 @@ func (c *checker) loadSnapshots(ctx context.Context) error {
 	}
 	repo.SortSnapshots(c.snapshots)
 	return nil
+}
+
+// checkCatalogs verifies that the invoice catalog each snapshot names
+// exists, opens and decodes. A damaged catalog does not stop the
+// snapshot's files from restoring, but invoice queries, one-invoice
+// restore and restore's invoice verification lose it.
+func (c *checker) checkCatalogs(ctx context.Context) error {
+	var snaps []*repo.Snapshot
+	var ids repo.IDs
+	for _, s := range c.snapshots {
+		if s.Catalog != nil {
+			snaps = append(snaps, s)
+			ids = append(ids, *s.Catalog)
+		}
+	}
+	if len(snaps) == 0 {
+		return nil
+	}
+	c.phase("catalogs")
+	var done atomic.Int64
+	return c.parallel(ctx, ids, func(ctx context.Context, i int, id repo.ID) error {
+		defer func() { c.progress(done.Add(1), int64(len(ids))) }()
+		s := snaps[i]
+		payload, err := c.r.LoadCatalog(ctx, id)
+		c.bytesRead.Add(int64(len(payload)))
+		if fatal(ctx, err) {
+			return err
+		}
+		what := ""
+		switch {
+		case errors.Is(err, backend.ErrNotExist):
+			what = "is missing"
+		case err != nil:
+			what = fmt.Sprintf("cannot be read: %v", err)
+		default:
+			if _, err := catalog.Decode(payload); err != nil {
+				what = fmt.Sprintf("does not decode: %v", err)
+			}
+		}
+		if what == "" {
+			return nil
+		}
+		p := &Problem{Kind: KindCatalogDamaged, File: fileName(backend.CatalogFile, id.String()),
+			Message: fmt.Sprintf("the invoice catalog of snapshot %s (%s, %s) %s; its files still restore, but invoice queries and verification of this snapshot do not work (repair it from a healthy copy with 'einvault copies', or forget the snapshot)",
+				s.ID.Short(), s.Time.Format(time.RFC3339), s.Host, what),
+			Affected: []Affected{{Snapshot: s.ID, Time: s.Time, Host: s.Host, Path: "/"}}, AffectedTotal: 1}
+		c.mu.Lock()
+		c.rep.Errors = append(c.rep.Errors, p)
+		c.mu.Unlock()
+		return nil
+	})
 }
 
 // listInfoFiles reports pending deletions and locks as information.

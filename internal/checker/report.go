@@ -23,7 +23,8 @@ const (
 	KindTreeDamaged     = "tree-damaged"
 	KindBlobMissing     = "blob-missing"
 	KindBlobWrongType   = "blob-wrong-type"
-	KindFileDamaged     = "file-damaged" // storage-only: a file whose bytes do not hash to its name
+	KindFileDamaged     = "file-damaged"    // storage-only: a file whose bytes do not hash to its name
+	KindCatalogDamaged  = "catalog-damaged" // a snapshot's invoice catalog is missing or does not decode
 
 	// Information.
 	KindPackUnreferenced = "pack-unreferenced"

@@ -25,8 +25,9 @@ func newCheckCmd(g *Globals) *cobra.Command {
 		Use:   "check [--read-data | --read-data-subset N% | --read-data-subset n/N] [--storage-only]",
 		Short: "Verify the repository and report damaged or missing data",
 		Long: `Verify the repository: every key, index and snapshot file loads, every pack
-the index lists exists with the right size, and every tree and file content
-that a snapshot refers to is indexed.
+the index lists exists with the right size, every tree and file content
+that a snapshot refers to is indexed, and every snapshot's invoice catalog
+exists and decodes (a damaged one is reported naming its snapshot).
 
 --read-data also reads every pack, checks that its bytes hash to its name,
 compares its header with the index and decrypts and verifies every blob.
@@ -35,7 +36,7 @@ random on every run; "n/N" picks bucket n of N by pack ID, so running 1/N
 ... N/N on successive days reads every pack exactly once.
 
 --storage-only needs no password: it checks that every pack, index,
-snapshot and key file hashes to its name (reading every pack unless a
+snapshot, catalog and key file hashes to its name (reading every pack unless a
 subset is given) and that the config file decodes.
 
 Damage is reported per file, with the damaged blobs and the snapshot paths

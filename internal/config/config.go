@@ -100,8 +100,14 @@ type Class struct {
 	// ContinuousWAL asks database sources of the class for continuous
 	// write-ahead-log archiving besides the scheduled backups.
 	ContinuousWAL bool `yaml:"continuous_wal"`
+	// RPO is the most data the class may lose: when its newest
+	// successful backup is older, the daemon raises a "stale" alert
+	// ("2h", "26h"; "off" for none).
+	RPO string `yaml:"rpo"`
 
 	Name string        `yaml:"-"`
+	// RPODur is RPO parsed; 0 means no RPO alerting.
+	RPODur time.Duration `yaml:"-"`
 	Spec schedule.Spec `yaml:"-"`
 	// Policy is the retention by policy; Legal the legal minimum and
 	// LegalBy the jurisdictions that set it.

@@ -31,6 +31,7 @@ func TestParseErrors(t *testing.T) {
 		{"legal class", "repository: {location: /r}\nlegal_minimums:\n  VN: {invoice: 10y}\n", 3, "misspelt"},
 		{"jurisdiction", "repository: {location: /r}\njurisdictions: [FR]\n", 2, `"FR"`},
 		{"window", "repository: {location: /r}\nmaintenance:\n  - name: w\n    start: \"0 1 * * *\"\n    duration: 0s\n", 5, "positive duration"},
+		{"rpo", "repository: {location: /r}\nclasses:\n  invoices:\n    rpo: soon\n", 4, "rpo \"soon\""},
 		{"notify", "repository: {location: /r}\nnotifications:\n  channels:\n    - {name: x, type: pigeon}\n", 2, "unknown type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

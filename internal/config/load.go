@@ -74,15 +74,15 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 
 // Default classes: the policy the procedures set.
 var defaultClasses = map[string]Class{
-	"invoices":          {Description: "invoice files: signed XML and PDF renderings", Schedule: "hourly", Retention: "7y"},
-	"transactions":      {Description: "transaction and accounting records", Schedule: "hourly", Retention: "7y"},
-	"personal-data":     {Description: "customer personal data", Schedule: "hourly", Retention: "7y"},
-	"product-catalogue": {Description: "product catalogue", Schedule: "daily", Retention: "1y"},
-	"logs":              {Description: "application and audit logs", Schedule: "hourly", Retention: "90d"},
+	"invoices":          {Description: "invoice files: signed XML and PDF renderings", Schedule: "hourly", Retention: "7y", RPO: "2h"},
+	"transactions":      {Description: "transaction and accounting records", Schedule: "hourly", Retention: "7y", RPO: "2h"},
+	"personal-data":     {Description: "customer personal data", Schedule: "hourly", Retention: "7y", RPO: "2h"},
+	"product-catalogue": {Description: "product catalogue", Schedule: "daily", Retention: "1y", RPO: "48h"},
+	"logs":              {Description: "application and audit logs", Schedule: "hourly", Retention: "90d", RPO: "2h"},
 	"source-code":       {Description: "application source code", Schedule: "on change", Retention: "1y"},
 	"configuration":     {Description: "application configuration", Schedule: "on change", Retention: "1y"},
 	"secrets":           {Description: "keys, certificates and secrets", Schedule: "on change", Retention: "1y"},
-	"invoice-database":  {Description: "invoice database: daily full backup plus continuous WAL", Schedule: "daily", Retention: "7y", Full: true, ContinuousWAL: true},
+	"invoice-database":  {Description: "invoice database: daily full backup plus continuous WAL", Schedule: "daily", Retention: "7y", Full: true, ContinuousWAL: true, RPO: "26h"},
 }
 
 // Default legal minimum retention per jurisdiction and class.
@@ -439,6 +439,9 @@ func (l *loader) validateClasses(c *Config) {
 		if !l.has("classes", name, "continuous_wal") {
 			user.ContinuousWAL = def.ContinuousWAL
 		}
+		if user.RPO == "" {
+			user.RPO = def.RPO
+		}
 	}
 	for _, name := range sortedKeys(c.Classes) {
 		cl := c.Classes[name]
@@ -466,6 +469,13 @@ func (l *loader) validateClasses(c *Config) {
 			l.errf(append(p, "retention"), "retention %q is negative", cl.Retention)
 		} else {
 			cl.Policy = d
+		}
+		if cl.RPO != "" && cl.RPO != "off" {
+			if d, err := time.ParseDuration(cl.RPO); err != nil || d <= 0 {
+				l.errf(append(p, "rpo"), "rpo %q: write a duration such as 2h or 26h, or off", cl.RPO)
+			} else {
+				cl.RPODur = d
+			}
 		}
 		k := cl.Keep
 		for _, f := range []struct {

@@ -110,6 +110,8 @@ type Daemon struct {
 	running map[string]bool
 	again   map[string]bool // due again while running: run once more after
 	limit   *schedule.Limiter
+	stale   map[string]bool // jobs alerted as older than their RPO
+	started time.Time
 }
 
 // New makes a daemon for cfg; the state lives in the journal's database.
@@ -134,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, err
 	}
 	return &Daemon{opts: opts, clock: opts.Clock, log: opts.Logger, state: st, cfg: cfg, running: map[string]bool{}, again: map[string]bool{},
-		limit: schedule.NewLimiter(cfg.Daemon.Concurrency)}, nil
+		limit: schedule.NewLimiter(cfg.Daemon.Concurrency), stale: map[string]bool{}, started: opts.Clock.Now()}, nil
 }
 
 // Config is the configuration in force.

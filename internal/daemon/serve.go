@@ -154,6 +154,7 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 					d.log.Error("journal: queued entries still not written", "err", err)
 				}
 			}
+			d.CheckStale(ctx)
 			if d.opts.Tick != nil {
 				d.opts.Tick(ctx)
 			}

@@ -105,10 +105,10 @@ type Class struct {
 	// ("2h", "26h"; "off" for none).
 	RPO string `yaml:"rpo"`
 
-	Name string        `yaml:"-"`
+	Name string `yaml:"-"`
 	// RPODur is RPO parsed; 0 means no RPO alerting.
 	RPODur time.Duration `yaml:"-"`
-	Spec schedule.Spec `yaml:"-"`
+	Spec   schedule.Spec `yaml:"-"`
 	// Policy is the retention by policy; Legal the legal minimum and
 	// LegalBy the jurisdictions that set it.
 	Policy  forget.Duration `yaml:"-"`

@@ -13,7 +13,7 @@ import (
 
 var fastKDF = crypto.KDFParams{Time: 1, Memory: 1024, Threads: 1}
 
-func newTestRepo(t *testing.T) (*Repository, backend.Backend) {
+func newTestRepo(t testing.TB) (*Repository, backend.Backend) {
 	t.Helper()
 	be := mem.New()
 	r, err := Init(context.Background(), be, []byte("pw"), Options{KDF: fastKDF, PackSize: 1 << 20})

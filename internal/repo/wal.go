@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/einvault/einvault/internal/crypto"
+
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -15,21 +17,51 @@ const walMagic = "EVWAL1"
 
 // SealWAL seals the content of the WAL file called name (compressed and
 // encrypted like every standalone file) for storage as wal/<name>.
+//
+// It is built for one process per 16 MiB segment: the payload prefix and
+// the content are compressed as two zstd frames (a zstd stream of
+// concatenated frames decodes to the concatenation, so the file format is
+// unchanged), straight into the output buffer behind the file header and
+// nonce, and encrypted there in place. The content is never copied and
+// the output allocated once.
 func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	if len(name) == 0 || len(name) > 255 {
 		return nil, fmt.Errorf("invalid WAL file name %q", name)
 	}
-	payload := make([]byte, 0, len(walMagic)+2+len(name)+len(content))
-	payload = append(payload, walMagic...)
-	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(name)))
-	payload = append(payload, name...)
-	payload = append(payload, content...)
+	prefix := make([]byte, 0, len(walMagic)+2+len(name))
+	prefix = append(prefix, walMagic...)
+	prefix = binary.LittleEndian.AppendUint16(prefix, uint16(len(name)))
+	prefix = append(prefix, name...)
 	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
 	defer zenc.Close()
-	return r.sealFileWith(KindWAL, payload, zenc)
+	k := r.keys.current()
+	salt, err := crypto.NewSalt()
+	if err != nil {
+		return nil, err
+	}
+	s, err := k.Sealer(salt)
+	if err != nil {
+		return nil, err
+	}
+	// Room for the worst case (incompressible content): zstd adds a few
+	// bytes per 128 KiB block. Untouched capacity costs no memory.
+	bound := zenc.MaxEncodedSize(len(prefix)) + zenc.MaxEncodedSize(len(content))
+	buf := make([]byte, fileHeaderSize, fileHeaderSize+crypto.NonceSize+bound+crypto.Overhead)
+	copy(buf, fileMagic)
+	buf[4] = byte(KindWAL)
+	buf[5] = flagCompressed
+	binary.LittleEndian.PutUint32(buf[6:], k.Epoch)
+	copy(buf[10:], salt[:])
+	body := fileHeaderSize + crypto.NonceSize
+	comp := zenc.EncodeAll(prefix, buf[body:body])
+	comp = zenc.EncodeAll(content, comp)
+	// Seal writes the nonce behind the header and encrypts comp onto
+	// itself (exact overlap, allowed by cipher.AEAD; should comp ever
+	// have outgrown buf, it lives elsewhere and Seal simply copies).
+	return s.Seal(buf[:fileHeaderSize], comp, buf[:fileHeaderSize])
 }
 
 // OpenWAL authenticates and decodes a sealed WAL file that must hold the

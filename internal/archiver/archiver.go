@@ -372,6 +372,9 @@ func (w *fileWorker) chunkReader(ctx context.Context, f io.Reader, path string, 
 	var size uint64
 	var seen []byte // the file's bytes for the observer
 	observe := a.opts.Observer != nil && int64(node.Size) <= a.opts.ObserveLimit
+	if observe {
+		seen = make([]byte, 0, node.Size) // the size from lstat: usually exact
+	}
 	for {
 		c, err := w.ch.Next()
 		if err != nil && err != io.EOF {

@@ -85,7 +85,7 @@ type Builder struct {
 	once sync.Once
 
 	mu       sync.Mutex
-	entries  []Entry
+	entries  [][]Entry // blocks of entryBlock: appending never copies what is there
 	rejected []Rejected
 	pdfs     map[string][]File // by file name stem
 	reused   map[string]fileRef
@@ -214,10 +214,17 @@ func (b *Builder) parse(ctx context.Context, j job) {
 		return
 	}
 	for _, inv := range invs {
-		b.entries = append(b.entries, Entry{Invoice: inv, ContentID: cid,
+		if n := len(b.entries); n == 0 || len(b.entries[n-1]) == cap(b.entries[n-1]) {
+			b.entries = append(b.entries, make([]Entry, 0, entryBlock))
+		}
+		last := &b.entries[len(b.entries)-1]
+		*last = append(*last, Entry{Invoice: inv, ContentID: cid,
 			File: File{Path: j.path, Size: j.size, Blobs: blobRefs(j.content)}})
 	}
 }
+
+// entryBlock is the number of entries per block of Builder.entries.
+const entryBlock = 1024
 
 func (b *Builder) putBuf(buf *[]byte) {
 	if cap(*buf) <= 1<<20 {
@@ -279,7 +286,17 @@ func (b *Builder) Finish(ctx context.Context) (*repo.ID, error) {
 func (b *Builder) Catalog() (*Catalog, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	entries := b.entries
+	n := 0
+	for _, blk := range b.entries {
+		n += len(blk)
+	}
+	if p := b.opts.Parent; p != nil && len(b.reused) > 0 {
+		n += len(p.Entries)
+	}
+	entries := make([]Entry, 0, n)
+	for _, blk := range b.entries {
+		entries = append(entries, blk...)
+	}
 	if p := b.opts.Parent; p != nil && len(b.reused) > 0 {
 		for _, e := range p.Entries {
 			ref, ok := b.reused[e.Path]

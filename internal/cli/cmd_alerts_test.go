@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/einvault/einvault/internal/config"
 )
 
 func TestAlertsCommands(t *testing.T) {
@@ -81,5 +83,16 @@ notifications:
 	}
 	if _, errs, code = run("alerts", "flush"); code != 0 {
 		t.Fatalf("flush: exit %d %s", code, errs)
+	}
+}
+
+func TestReportArgs(t *testing.T) {
+	cfg := &config.Config{}
+	if got := strings.Join(reportArgs(cfg, "/var/lib/einvault"), " "); got != "report monthly --out /var/lib/einvault/reports" {
+		t.Fatalf("default: %s", got)
+	}
+	cfg.Daemon.Report = config.Report{Out: "/srv/r", Lang: "vi", Org: "Cty A", Recipients: []string{"boss", "it"}}
+	if got := strings.Join(reportArgs(cfg, "/x"), " "); got != "report monthly --out /srv/r --lang vi --org Cty A --mail boss --mail it" {
+		t.Fatalf("configured: %s", got)
 	}
 }

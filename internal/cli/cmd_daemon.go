@@ -159,8 +159,34 @@ func (cr cliRunner) Run(ctx context.Context, cfg *config.Config, op daemon.Op) d
 			return fail(code, err)
 		}
 		return o
+	case daemon.OpReport:
+		if _, code, err := cr.exec(ctx, cfg, op, reportArgs(cfg, cr.g.StateDirectory(cfg))...); err != nil {
+			return fail(code, err)
+		}
+		return o
 	}
 	return fail(ExitError, fmt.Errorf("unknown operation %q", op.Name))
+}
+
+// reportArgs is the command line of the scheduled monthly report (the
+// month before the run).
+func reportArgs(cfg *config.Config, stateDir string) []string {
+	r := cfg.Daemon.Report
+	out := r.Out
+	if out == "" {
+		out = filepath.Join(stateDir, "reports")
+	}
+	args := []string{"report", "monthly", "--out", out}
+	if r.Lang != "" {
+		args = append(args, "--lang", r.Lang)
+	}
+	if r.Org != "" {
+		args = append(args, "--org", r.Org)
+	}
+	for _, m := range r.Recipients {
+		args = append(args, "--mail", m)
+	}
+	return args
 }
 
 // worse orders exit codes: failures over degraded over partial over ok.

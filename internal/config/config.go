@@ -158,6 +158,8 @@ type Daemon struct {
 	// MinFreeSpace is the free space a local destination must have for
 	// the pre-flight to pass (e.g. 1GiB).
 	MinFreeSpace string `yaml:"min_free_space"`
+	// Report is the monthly report the daemon writes and mails.
+	Report Report `yaml:"report"`
 
 	RetentionSpec schedule.Spec `yaml:"-"`
 	PruneSpec     schedule.Spec `yaml:"-"`
@@ -165,6 +167,19 @@ type Daemon struct {
 	BackoffDur    time.Duration `yaml:"-"`
 	MaxBackoffDur time.Duration `yaml:"-"`
 	MinFreeBytes  int64         `yaml:"-"`
+}
+
+// Report schedules the monthly report: written to Out (default
+// STATE_DIR/reports) on Schedule (default 07:00 on the 1st, for the month
+// before) and e-mailed to Recipients of the notifications section.
+type Report struct {
+	Schedule   string   `yaml:"schedule"`
+	Recipients []string `yaml:"recipients"`
+	Lang       string   `yaml:"lang"` // en (default), vi, zh
+	Out        string   `yaml:"out"`
+	Org        string   `yaml:"organisation"`
+
+	Spec schedule.Spec `yaml:"-"`
 }
 
 // Windows returns the maintenance windows for the scheduler.

@@ -155,3 +155,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReportSettings(t *testing.T) {
+	good := "repository: {location: /r}\nnotifications:\n  channels:\n    - {name: m, type: email, smtp_host: h, from: a@b}\n  recipients:\n    - {name: boss, channel: m, address: b@c}\ndaemon:\n  report:\n    recipients: [boss]\n    lang: vi\n"
+	c, err := Parse([]byte(good), "t.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Daemon.Report.Schedule != "0 7 1 * *" || c.Daemon.Report.Spec.Describe() == "" {
+		t.Fatalf("default report schedule: %+v", c.Daemon.Report)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"repository: {location: /r}\ndaemon:\n  report:\n    recipients: [ghost]\n", `no recipient named "ghost"`},
+		{"repository: {location: /r}\ndaemon:\n  report:\n    lang: fr\n", `language "fr"`},
+		{"repository: {location: /r}\ndaemon:\n  report:\n    schedule: sometimes\n", "schedule"},
+	} {
+		if _, err := Parse([]byte(tc.yaml), "t.yaml", func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

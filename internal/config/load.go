@@ -671,6 +671,7 @@ func (l *loader) validateDaemon(c *Config) {
 	if d.Retention == "" {
 		d.Retention = defaultRetention
 	}
+	const defaultReportSchedule = "0 7 1 * *" // 07:00 on the 1st: the month before
 	if d.Prune == "" {
 		d.Prune = defaultPrune
 	}
@@ -683,6 +684,29 @@ func (l *loader) validateDaemon(c *Config) {
 		l.errf(append(p, "prune_schedule"), "%v", err)
 	} else {
 		d.PruneSpec = sp
+	}
+	rp := append(p, "report")
+	if d.Report.Schedule == "" {
+		d.Report.Schedule = defaultReportSchedule
+	}
+	if sp, err := schedule.Parse(d.Report.Schedule); err != nil {
+		l.errf(append(rp, "schedule"), "%v", err)
+	} else {
+		d.Report.Spec = sp
+	}
+	switch d.Report.Lang {
+	case "", "en", "vi", "zh":
+	default:
+		l.errf(append(rp, "lang"), "language %q: use en, vi or zh", d.Report.Lang)
+	}
+	for i, r := range d.Report.Recipients {
+		found := false
+		for _, nr := range c.Notifications.Recipients {
+			found = found || nr.Name == r
+		}
+		if !found {
+			l.errf(append(rp, "recipients", i), "no recipient named %q in notifications.recipients", r)
+		}
 	}
 	d.RetryCount = defaultRetries
 	if d.Retries != nil {

@@ -55,6 +55,7 @@ const (
 	OpCheck     = "check"
 	OpForget    = "forget"
 	OpPrune     = "prune"
+	OpReport    = "report"
 )
 
 // Op is one operation for a Runner.
@@ -348,8 +349,11 @@ func (d *Daemon) report(ctx context.Context, job *config.Job, res JobResult) {
 func (d *Daemon) RunMaintenance(ctx context.Context, op, trigger string) Outcome {
 	cfg := d.Config()
 	name := RetentionJob
-	if op == OpPrune {
+	switch op {
+	case OpPrune:
 		name = PruneJob
+	case OpReport:
+		name = ReportJob
 	}
 	start := d.clock.Now()
 	d.state.Started(ctx, name, start)

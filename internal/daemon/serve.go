@@ -16,6 +16,7 @@ import (
 const (
 	RetentionJob = "@retention"
 	PruneJob     = "@prune"
+	ReportJob    = "@report"
 )
 
 type finished struct{ job string }
@@ -77,10 +78,13 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 			}
 			defer limit.Release()
 			switch job {
-			case RetentionJob, PruneJob:
+			case RetentionJob, PruneJob, ReportJob:
 				op := OpForget
-				if job == PruneJob {
+				switch job {
+				case PruneJob:
 					op = OpPrune
+				case ReportJob:
+					op = OpReport
 				}
 				d.RunMaintenance(runCtx, op, trigger)
 				d.mu.Lock()
@@ -207,6 +211,7 @@ func (d *Daemon) buildPlan(ctx context.Context) *schedule.Plan {
 	}
 	plan.Add(RetentionJob, cfg.Daemon.RetentionSpec, last[RetentionJob], now)
 	plan.Add(PruneJob, cfg.Daemon.PruneSpec, last[PruneJob], now)
+	plan.Add(ReportJob, cfg.Daemon.Report.Spec, last[ReportJob], now)
 	return plan
 }
 
@@ -219,6 +224,8 @@ func (d *Daemon) savePlan(ctx context.Context, plan *schedule.Plan) {
 			sched = cfg.Daemon.RetentionSpec.Describe()
 		case PruneJob:
 			sched = cfg.Daemon.PruneSpec.Describe()
+		case ReportJob:
+			sched = cfg.Daemon.Report.Spec.Describe()
 		default:
 			if j := cfg.Jobs[name]; j != nil {
 				sched = j.Spec.Describe()

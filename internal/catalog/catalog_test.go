@@ -326,7 +326,7 @@ func TestCorpusProperty(t *testing.T) {
 	}
 
 	// verify the repository's copy and a directory
-	vr, err := e.cache.Verify(ctx, s1.ID.String(), RepoSource(fe), VerifyOptions{Recheck: recheck})
+	vr, err := e.cache.Verify(ctx, s1.ID.String(), RepoSource(fe), VerifyOptions{Recheck: recheck, Workers: 4})
 	if err != nil || vr.Failed() || vr.OK != len(files) {
 		t.Fatalf("verify repository: %+v %v", vr, err)
 	}
@@ -342,7 +342,7 @@ func TestCorpusProperty(t *testing.T) {
 	if err := os.WriteFile(victim, append(files[victim], ' '), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: recheck})
+	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: recheck, Workers: 3})
 	if err != nil || !vr.Failed() || vr.ContentDiffers != 1 || vr.Findings[0].Path != victim {
 		t.Fatalf("verify after damage: %+v %v", vr, err)
 	}

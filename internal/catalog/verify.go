@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/einvault/einvault/internal/invoice"
@@ -78,12 +79,15 @@ type VerifyOptions struct {
 	// never checked are counted as pending instead of being parsed.
 	CachedSignatures bool
 	Source           string
+	// Workers read and re-check files in parallel (at least 1).
+	Workers int
 }
 
 // Verify compares every invoice of a snapshot with what read returns:
 // content ID first, then the signature statuses against those recorded
-// at backup. Results of signature checks are kept in the cache by
-// content ID.
+// at backup. Files are read and re-checked by opts.Workers goroutines;
+// results are applied in path order, and signature check results are
+// kept in the cache by content ID.
 func (c *Cache) Verify(ctx context.Context, snapshot string, read FileSource, opts VerifyOptions) (*VerifyReport, error) {
 	snap, err := c.ResolveSnapshot(ctx, snapshot)
 	if err != nil {
@@ -95,23 +99,79 @@ func (c *Cache) Verify(ctx context.Context, snapshot string, read FileSource, op
 	}
 	rep := &VerifyReport{Snapshot: snap.ID, Source: opts.Source, ByStatus: map[string]int{}}
 	// entries are sorted by path: one read per file
+	var groups [][]Located
 	for i := 0; i < len(entries); {
 		j := i
 		for j < len(entries) && entries[j].Path == entries[i].Path {
 			j++
 		}
-		if err := c.verifyFile(ctx, entries[i:j], read, opts, rep); err != nil {
-			return nil, err
-		}
+		groups = append(groups, entries[i:j])
 		i = j
+	}
+	workers := max(opts.Workers, 1)
+	// Batches bound the memory held by results waiting to be applied.
+	const batch = 256
+	res := make([]fileCheck, 0, batch)
+	for start := 0; start < len(groups); start += batch {
+		part := groups[start:min(start+batch, len(groups))]
+		res = res[:len(part)]
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := 0; w < min(workers, len(part)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					res[i] = prepareCheck(ctx, part[i], read, opts)
+				}
+			}()
+		}
+		for i := range part {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		for i := range part {
+			if err := c.applyCheck(ctx, part[i], &res[i], opts, rep); err != nil {
+				return nil, err
+			}
+			res[i] = fileCheck{}
+		}
 	}
 	return rep, nil
 }
 
-func (c *Cache) verifyFile(ctx context.Context, group []Located, read FileSource, opts VerifyOptions, rep *VerifyReport) error {
+// fileCheck is what a worker found about one file.
+type fileCheck struct {
+	readErr  error
+	cid      string
+	invs     []invoice.Invoice
+	parseErr error
+	took     time.Duration
+}
+
+// prepareCheck reads one file and, when its bytes match the catalog and
+// signatures are to be re-checked, parses and verifies it. It touches no
+// shared state.
+func prepareCheck(ctx context.Context, group []Located, read FileSource, opts VerifyOptions) fileCheck {
 	l := &group[0]
 	data, err := read(ctx, l)
 	if err != nil {
+		return fileCheck{readErr: err}
+	}
+	fc := fileCheck{cid: ContentID(data)}
+	if fc.cid != l.Entry.ContentID || opts.Recheck == nil || opts.CachedSignatures {
+		return fc
+	}
+	start := time.Now()
+	fc.invs, fc.parseErr = opts.Recheck(ctx, path.Base(l.Path), data)
+	fc.took = time.Since(start)
+	return fc
+}
+
+func (c *Cache) applyCheck(ctx context.Context, group []Located, fc *fileCheck, opts VerifyOptions, rep *VerifyReport) error {
+	l := &group[0]
+	if err := fc.readErr; err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -133,7 +193,7 @@ func (c *Cache) verifyFile(ctx context.Context, group []Located, read FileSource
 	}
 	rep.Files++
 	rep.Invoices += len(group)
-	if cid := ContentID(data); cid != l.Entry.ContentID {
+	if cid := fc.cid; cid != l.Entry.ContentID {
 		rep.ContentDiffers++
 		rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: l.Entry.Key(), Kind: ProblemContent,
 			Detail: fmt.Sprintf("SHA-256 %s, the catalog recorded %s", cid[:16], l.Entry.ContentID[:16]), Fatal: true})
@@ -162,10 +222,12 @@ func (c *Cache) verifyFile(ctx context.Context, group []Located, read FileSource
 		}
 		return nil
 	}
-	start := time.Now()
-	invs, err := opts.Recheck(ctx, path.Base(l.Path), data)
-	rep.SigCheckTime += time.Since(start)
-	if err != nil {
+	rep.SigCheckTime += fc.took
+	invs := fc.invs
+	if err := fc.parseErr; err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		rep.Findings = append(rep.Findings, Finding{Path: l.Path, Key: l.Entry.Key(), Kind: ProblemNotInvoice, Detail: err.Error(), Fatal: true})
 		return nil
 	}

@@ -64,10 +64,11 @@ snapshot (exit code 5 if anything differs). The report goes to stdout
 nothing but the snapshot's files is written into the target.
 
 When the snapshot has an invoice catalog, every restored invoice is then
-compared with it (SHA-256) and listed with its signature verdict (from
-'einvault invoices verify', cached by content ID; "pending" until then);
-a content difference gives exit code 5, signature findings are only
-reported. --no-invoice-verify skips this.`,
+compared with it (SHA-256) and its signatures are checked again (in
+parallel, one worker per CPU; the verdicts are cached by content ID like
+those of 'einvault invoices verify'). A content difference gives exit code
+5; signature findings, even a status worse than at backup, are only
+reported and never change the exit code. --no-invoice-verify skips this.`,
 		Example: `  einvault restore latest --target /tmp/restore
   einvault restore 4f2a9c1e:/srv/invoices/2024 --target /srv/invoices/2024 --overwrite
   einvault restore latest --tag invoices --target /tmp/r --include '*.xml' --exclude '/srv/invoices/tmp'

@@ -225,6 +225,10 @@ func TestInvoices(t *testing.T) {
 	if !strings.Contains(res.stdout, "Verified 115 invoice(s)") {
 		t.Fatalf("restore did not verify the invoices:\n%s", res)
 	}
+	// signatures were re-checked, not taken as "pending" from the cache
+	if sig := regexp.MustCompile(`Signatures: ([^(]*)\(`).FindStringSubmatch(res.stdout); sig == nil || strings.Contains(sig[1], "pending") || sig[1] == "- " {
+		t.Fatalf("restore did not re-check signatures:\n%s", res)
+	}
 	// damage one restored invoice: verify fails with exit 5 naming it
 	victim := filepath.Join(rt, xmls[5])
 	if err := os.WriteFile(victim, append(readFile(t, victim), '\n'), 0o644); err != nil {

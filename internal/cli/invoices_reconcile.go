@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,7 +40,11 @@ The query names its columns (case-insensitive):
 
 DSN: postgres://user:pass@host:port/db, mysql://user:pass@host:port/db
 (MySQL, MariaDB), sqlite:/path/file.db. The database is only read.
-Exit code 0 whether or not differences are found (see "clean" in --json).`,
+Exit codes: 0 the database and the files agree; 5 differences were found
+(listed, and "clean": false in --json): reconciliation is a verification of
+the backed-up invoices against the database of record, and a failed
+verification is exit code 5 as for 'check' and 'invoices verify', so a
+scheduled run alerts; 1 the query or the repository could not be read.`,
 		Example: `  einvault invoices reconcile --db 'postgres://ro@127.0.0.1/einvoice' \
     --query 'SELECT mst AS seller_tax_code, mau AS form, ky_hieu AS series, so AS number, ngay AS issue_date, tong_tien AS total FROM hoa_don'
   einvault invoices reconcile --db sqlite:/var/lib/app/inv.db --query 'SELECT * FROM v_invoices' --dir /srv/invoices --json`,
@@ -119,10 +124,13 @@ func runReconcile(ctx context.Context, g *Globals, o reconcileOptions) error {
 		if mm == nil {
 			mm = []catalog.Mismatch{}
 		}
-		return g.PrintJSON(map[string]any{"source": source, "rows": rep.Rows, "invoices": rep.Files, "matched": rep.Matched,
+		if err := g.PrintJSON(map[string]any{"source": source, "rows": rep.Rows, "invoices": rep.Files, "matched": rep.Matched,
 			"clean": rep.Clean(), "rows_without_file": nz(rep.RowsWithoutFile), "files_without_row": out, "mismatches": mm,
 			"authority_without_file": rep.AuthorityWithoutFile, "authority_without_row": rep.AuthorityWithoutRow,
-			"files_not_on_record": rep.FilesNotOnRecord})
+			"files_not_on_record": rep.FilesNotOnRecord}); err != nil {
+			return err
+		}
+		return reconcileExit(rep)
 	}
 	for _, x := range rep.RowsWithoutFile {
 		g.Printf("row without file:  %s/%s/%s/%s  %s  %s\n", x.Seller, x.Form, x.Series, x.Number, orDash(x.IssueDate), orDash(x.Total))
@@ -148,7 +156,16 @@ func runReconcile(ctx context.Context, g *Globals, o reconcileOptions) error {
 	}
 	g.Printf("Reconciled %d row(s) with %d invoice(s) of %s: %d matched, %d row(s) without file, %d file(s) without row, %d mismatch(es); %s.\n",
 		rep.Rows, rep.Files, source, rep.Matched, len(rep.RowsWithoutFile), len(rep.FilesWithoutRow), len(rep.Mismatches), verdict)
-	return nil
+	return reconcileExit(rep)
+}
+
+// reconcileExit is exit code 5 when the reconciliation found differences.
+func reconcileExit(rep *catalog.ReconcileReport) error {
+	if rep.Clean() {
+		return nil
+	}
+	return WithExit(ExitDamaged, fmt.Errorf("reconciliation found differences: %d row(s) without file, %d file(s) without row, %d mismatch(es), %d authority record(s) without file, %d without row, %d file(s) not on record; fix the database or restore the missing files ('einvault invoices restore')",
+		len(rep.RowsWithoutFile), len(rep.FilesWithoutRow), len(rep.Mismatches), len(rep.AuthorityWithoutFile), len(rep.AuthorityWithoutRow), len(rep.FilesNotOnRecord)))
 }
 
 // scanInvoiceDir recognises the invoices in the files under dir.

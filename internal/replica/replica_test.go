@@ -296,3 +296,52 @@ func TestEvaluateAndGrowth(t *testing.T) {
 		t.Fatalf("growth %v, want 200/day", g)
 	}
 }
+
+// TestSyncCatchesUpWAL: a copy that was down while segments were pushed
+// gets every missed wal/<segment> from sync (they are named by segment,
+// not by hash), a truncated one is replaced, and a mirror sync never
+// deletes a segment only the copy holds.
+func TestSyncCatchesUpWAL(t *testing.T) {
+	ctx := context.Background()
+	a, b := mem.New(), mem.New()
+	fill(t, a, 2)
+	if _, err := SyncTo(ctx, []Member{member("a", a, 0)}, member("b", b, 1), SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	putWAL := func(be backend.Backend, name, content string) {
+		t.Helper()
+		h := backend.Handle{Type: backend.WALFile, Name: name}
+		if err := be.Save(ctx, h, bytes.NewReader([]byte(content)), int64(len(content))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Pushed while b was down: only a has them.
+	segs := []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003", "00000002.history", "000000010000000000000002.00000028.backup"}
+	for i, n := range segs {
+		putWAL(a, n, fmt.Sprintf("sealed segment %d %s", i, bytes.Repeat([]byte{byte(i)}, 100*i)))
+	}
+	putWAL(b, segs[1], "trunc")                                     // damaged in b: size differs
+	putWAL(b, "000000010000000000000009", "only in b (a was down)") // pushed while a was down
+	putWAL(a, "not-a-wal-name", "ignored")
+
+	res, err := SyncTo(ctx, []Member{member("a", a, 0)}, member("b", b, 1), SyncOptions{Mirror: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != 4 || res.Replaced != 1 || res.Deleted != 0 || !res.Complete {
+		t.Errorf("result %+v: want 4 copied, 1 replaced, nothing deleted", res)
+	}
+	fa, fb := files(t, a), files(t, b)
+	for _, n := range segs {
+		k := "wal/" + n
+		if fb[k] != fa[k] {
+			t.Errorf("%s: %d bytes in the copy, %d in the source", k, fb[k], fa[k])
+		}
+	}
+	if _, ok := fb["wal/000000010000000000000009"]; !ok {
+		t.Error("mirror sync deleted a segment only the copy held")
+	}
+	if _, ok := fb["wal/not-a-wal-name"]; ok {
+		t.Error("a file that is not a WAL file was copied")
+	}
+}

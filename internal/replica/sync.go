@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sort"
 	"sync"
@@ -29,9 +30,30 @@ func SyncOrder() []backend.FileType {
 }
 
 // neverDeleted are types a sync never removes from a copy: the config,
-// compression dictionaries (blobs of any age may use them) and locks.
+// compression dictionaries (blobs of any age may use them), locks and
+// archived WAL (wal-push writes a segment to the copies that are up when
+// the repository is not, so the authority may lack a segment only a copy
+// holds; WAL leaves a copy only by the retention rule, prune).
 func neverDeleted(t backend.FileType) bool {
-	return t == backend.ConfigFile || t == backend.DictFile || t == backend.LockFile
+	return t == backend.ConfigFile || t == backend.DictFile || t == backend.LockFile || t == backend.WALFile
+}
+
+// walNameRE matches the names of archived WAL files (package pg's
+// ValidWALName; repeated here, the replica layer knows no sources).
+var walNameRE = regexp.MustCompile(`^([0-9A-F]{24}(\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$`)
+
+// synced reports whether a file of type t called name is one a sync
+// carries: content-addressed files, the config, and archived WAL, which
+// is named by segment (verified by its size on arrival; it is sealed, so
+// wal-fetch authenticates it).
+func synced(t backend.FileType, name string) bool {
+	switch t {
+	case backend.ConfigFile:
+		return true
+	case backend.WALFile:
+		return walNameRE.MatchString(name)
+	}
+	return IsID(name)
 }
 
 // SyncOptions tune SyncTo.
@@ -106,7 +128,7 @@ func listAll(ctx context.Context, be backend.Backend, types []backend.FileType) 
 	for _, t := range types {
 		m := map[string]int64{}
 		err := be.List(ctx, t, func(fi backend.FileInfo) error {
-			if t == backend.ConfigFile || IsID(fi.Name) {
+			if synced(t, fi.Name) {
 				m[fi.Name] = fi.Size
 			}
 			return nil
@@ -421,7 +443,8 @@ func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handl
 // repairOne verifies dst's version of h and replaces it when damaged.
 func repairOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handle, size int64, res *Result, mu *sync.Mutex) (bool, error) {
 	data, err := backend.LoadAll(ctx, dst.Backend, h)
-	if err == nil && hashOK(h.Name, data) {
+	// Files not named by hash (WAL) are checked by size against the source.
+	if err == nil && hashOK(h.Name, data) && (IsID(h.Name) || int64(len(data)) == size) {
 		if h.Type == backend.ConfigFile {
 			return false, nil
 		}

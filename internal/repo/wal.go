@@ -15,6 +15,10 @@ import (
 // sealed payload so a segment cannot be passed off under another name.
 const walMagic = "EVWAL1"
 
+// walParallelMin is the content size from which SealWAL compresses in
+// two parallel halves.
+const walParallelMin = 4 << 20
+
 // SealWAL seals the content of the WAL file called name (compressed and
 // encrypted like every standalone file) for storage as wal/<name>.
 //
@@ -32,7 +36,7 @@ func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	prefix = append(prefix, walMagic...)
 	prefix = binary.LittleEndian.AppendUint16(prefix, uint16(len(name)))
 	prefix = append(prefix, name...)
-	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +61,22 @@ func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	copy(buf[10:], salt[:])
 	body := fileHeaderSize + crypto.NonceSize
 	comp := zenc.EncodeAll(prefix, buf[body:body])
-	comp = zenc.EncodeAll(content, comp)
+	// A large segment is compressed as two frames in parallel: the
+	// second half into its own buffer, appended behind the first.
+	if len(content) >= walParallelMin {
+		half := len(content) / 2
+		var second []byte
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			second = zenc.EncodeAll(content[half:], make([]byte, 0, zenc.MaxEncodedSize(len(content)-half)))
+		}()
+		comp = zenc.EncodeAll(content[:half], comp)
+		<-done
+		comp = append(comp, second...)
+	} else {
+		comp = zenc.EncodeAll(content, comp)
+	}
 	// Seal writes the nonce behind the header and encrypts comp onto
 	// itself (exact overlap, allowed by cipher.AEAD; should comp ever
 	// have outgrown buf, it lives elsewhere and Seal simply copies).

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"database/sql"
 	"errors"
@@ -333,6 +334,11 @@ func TestCorpusProperty(t *testing.T) {
 	vr, err = e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: recheck})
 	if err != nil || vr.Failed() || vr.OK != len(files)-len(removed) {
 		t.Fatalf("verify source dir: %+v %v", vr, err)
+	}
+	// Bytes already checked take their cached verdict: same answer, no re-check.
+	rv, err := e.cache.Verify(ctx, "", DirSource("/", nil), VerifyOptions{Recheck: recheck, ReuseVerdicts: true, Workers: 2})
+	if err != nil || rv.Failed() || rv.OK != vr.OK || rv.SigCheckTime != 0 || fmt.Sprint(rv.ByStatus) != fmt.Sprint(vr.ByStatus) {
+		t.Fatalf("verify reusing verdicts: %+v (full: %+v) %v", rv, vr, err)
 	}
 	// damage one file: content differs, exit-worthy
 	victim := paths[0]

@@ -78,7 +78,14 @@ type VerifyOptions struct {
 	// (bytes identical to checked bytes have the same verdict); invoices
 	// never checked are counted as pending instead of being parsed.
 	CachedSignatures bool
-	Source           string
+	// ReuseVerdicts re-checks only bytes whose signatures were never
+	// checked; bytes identical (same content ID) to checked bytes take
+	// the cached verdict, which a re-check would repeat. Restore uses it
+	// so that restoring many invoices does not cost a signature check
+	// each; 'invoices verify' checks everything again.
+	ReuseVerdicts bool
+	known         map[[2]string]bool
+	Source        string
 	// Workers read and re-check files in parallel (at least 1).
 	Workers int
 }
@@ -98,6 +105,11 @@ func (c *Cache) Verify(ctx context.Context, snapshot string, read FileSource, op
 		return nil, err
 	}
 	rep := &VerifyReport{Snapshot: snap.ID, Source: opts.Source, ByStatus: map[string]int{}}
+	if opts.ReuseVerdicts && opts.Recheck != nil && !opts.CachedSignatures {
+		if opts.known, err = c.checkedContent(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// entries are sorted by path: one read per file
 	var groups [][]Located
 	for i := 0; i < len(entries); {
@@ -148,6 +160,26 @@ type fileCheck struct {
 	invs     []invoice.Invoice
 	parseErr error
 	took     time.Duration
+	reused   bool // signatures taken from the cache (ReuseVerdicts)
+}
+
+// checkedContent lists the (content ID, inner path) pairs that have a
+// cached signature verdict.
+func (c *Cache) checkedContent(ctx context.Context) (map[[2]string]bool, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT content, inner FROM sigcheck`)
+	if err != nil {
+		return nil, fmt.Errorf("read cached signature verdicts: %w", err)
+	}
+	defer rows.Close()
+	out := map[[2]string]bool{}
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return nil, err
+		}
+		out[k] = true
+	}
+	return out, rows.Err()
 }
 
 // prepareCheck reads one file and, when its bytes match the catalog and
@@ -162,6 +194,16 @@ func prepareCheck(ctx context.Context, group []Located, read FileSource, opts Ve
 	fc := fileCheck{cid: ContentID(data)}
 	if fc.cid != l.Entry.ContentID || opts.Recheck == nil || opts.CachedSignatures {
 		return fc
+	}
+	if opts.known != nil {
+		all := true
+		for gi := range group {
+			all = all && opts.known[[2]string{group[gi].Entry.ContentID, group[gi].Entry.Inner}]
+		}
+		if all {
+			fc.reused = true
+			return fc
+		}
 	}
 	start := time.Now()
 	fc.invs, fc.parseErr = opts.Recheck(ctx, path.Base(l.Path), data)
@@ -203,7 +245,7 @@ func (c *Cache) applyCheck(ctx context.Context, group []Located, fc *fileCheck, 
 		rep.OK += len(group)
 		return nil
 	}
-	if opts.CachedSignatures {
+	if opts.CachedSignatures || fc.reused {
 		for gi := range group {
 			st, err := c.cachedSig(ctx, &group[gi].Entry)
 			if err != nil {

@@ -150,7 +150,7 @@ func verifyRestoredInvoices(ctx context.Context, g *Globals, r *repo.Repository,
 		sources = append(sources, repo.CleanSnapshotPath(sub))
 	}
 	start := time.Now()
-	rep, err := c.Verify(ctx, snap.ID.String(), catalog.DirSource(abs, sources), catalog.VerifyOptions{Recheck: recheckInvoices, SkipMissing: true, Source: abs, Workers: runtime.GOMAXPROCS(0)})
+	rep, err := c.Verify(ctx, snap.ID.String(), catalog.DirSource(abs, sources), catalog.VerifyOptions{Recheck: recheckInvoices, SkipMissing: true, ReuseVerdicts: true, Source: abs, Workers: runtime.GOMAXPROCS(0)})
 	if err != nil {
 		return false, err
 	}

@@ -146,7 +146,7 @@ func TestSFTPCutDuringBackup(t *testing.T) {
 	t.Logf("cut the SSH connection %d times; backup: %v", cuts, waitErr)
 	if waitErr != nil {
 		// A clear one-line reason, not a crash.
-		if strings.Contains(res.stderr, "panic") || !strings.Contains(res.stderr, "connection") {
+		if strings.Contains(res.output(), "panic") || !strings.Contains(res.output(), "connection") {
 			t.Errorf("failed backup does not say the connection was lost:\n%s", res)
 		}
 	}

@@ -394,9 +394,13 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 	}
 	sc2, err := sftp.NewClient(client, opts...)
 	if err != nil {
+		// A connection cut while the session channel opens surfaces as an
+		// odd protocol error ("unexpected packet in response to channel
+		// open"): ask the server whether the connection still lives.
+		_, _, perr := client.SendRequest("keepalive@openssh.com", true, nil)
 		client.Close()
-		if isConnError(err) {
-			return nil, backend.Transient(fmt.Errorf("start SFTP on %s: %w", addr, err))
+		if isConnError(err) || perr != nil {
+			return nil, backend.Transient(fmt.Errorf("start SFTP on %s: connection lost: %w", addr, err))
 		}
 		return nil, fmt.Errorf("start SFTP on %s: %w (is the sftp subsystem enabled in sshd_config?)", addr, err)
 	}

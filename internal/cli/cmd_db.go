@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os/user"
 	"strings"
-	"sync"
 	"time"
 
 	_ "github.com/microsoft/go-mssqldb" // sqlserver driver for 'db ping'
@@ -82,58 +80,7 @@ func runBackupDB(ctx context.Context, g *Globals, o backupOptions, args []string
 }
 
 func streamBackup(ctx context.Context, g *Globals, o backupOptions, src string, paths []string, produce archiver.StreamFunc, what string) error {
-	r, err := g.OpenRepo(ctx)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	// With copies: pre-flight, fail-over and sync as for file backups.
-	bc, err := prepareBackupCopies(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	if bc != nil {
-		defer bc.cs.close()
-		if bc.writer != nil {
-			defer bc.writer.Close()
-			r = bc.writer
-		}
-	}
-	unlock, err := announceBackup(ctx, r)
-	if err != nil {
-		return err
-	}
-	unlock = sync.OnceFunc(unlock)
-	defer unlock()
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w (run 'einvault check')", err)
-	}
-	opts := archiver.Options{Host: o.host, Program: "einvault " + Version, Logger: g.Logger()}
-	if opts.Host == "" {
-		opts.Host = Hostname()
-	}
-	for _, t := range o.tags {
-		for _, x := range strings.Split(t, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				opts.Tags = append(opts.Tags, x)
-			}
-		}
-	}
-	if u, err := user.Current(); err == nil {
-		opts.Username = u.Username
-	}
-	res, err := archiver.New(r, opts).BackupStreams(ctx, archiver.Streams{Source: src, Paths: paths, Produce: produce})
-	if err != nil {
-		return fmt.Errorf("%s: %w (no snapshot was written)", what, err)
-	}
-	rerr := reportBackup(g, res)
-	if bc != nil {
-		unlock()
-		if err := bc.finish(ctx, g, o.noSync); err != nil {
-			return err
-		}
-	}
-	return rerr
+	return runStreamBackup(ctx, g, o, what, archiver.Streams{Source: src, Paths: paths, Produce: produce})
 }
 
 func newDBCmd(g *Globals) *cobra.Command {

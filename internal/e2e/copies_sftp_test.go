@@ -65,7 +65,14 @@ func TestCopiesSFTP(t *testing.T) {
 	}
 	target := filepath.Join(e.dir, "restore")
 	res = e.mustRun("restore", "latest", "--target", target)
-	if !strings.Contains(res.stderr, `copy "offsite"`) {
+	healed := res.stderr
+	if !strings.Contains(healed, `copy "offsite"`) {
+		// The deleted pack may hold only the first snapshot's trees,
+		// which the latest does not need: every pack is needed by one
+		// of the two snapshots.
+		healed += e.mustRun("restore", e.snapshots()[0].ID, "--target", target+"-first").stderr
+	}
+	if !strings.Contains(healed, `copy "offsite"`) {
 		t.Errorf("restore does not name the copy that healed it:\n%s", res)
 	}
 	sameTree(t, src, filepath.Join(target, src))

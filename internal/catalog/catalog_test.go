@@ -2,10 +2,10 @@ package catalog
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"

@@ -130,47 +130,18 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 	if err != nil {
 		return usageError("%v", err)
 	}
-	r, err := g.OpenRepo(ctx)
+	t, err := openBackupTarget(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	// With copies: pre-flight every destination, fail over to the next
-	// healthy copy when this one fails, sync afterwards.
-	bc, err := prepareBackupCopies(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	if bc != nil {
-		defer bc.cs.close()
-		if bc.writer != nil {
-			defer bc.writer.Close()
-			r = bc.writer
-		}
-	}
-	unlock, err := announceBackup(ctx, r)
-	if err != nil {
-		return err
-	}
-	unlock = sync.OnceFunc(unlock)
-	defer unlock()
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w (run 'einvault check')", err)
-	}
+	defer t.close()
+	r := t.r
 
 	host := o.host
 	if host == "" {
 		host = Hostname()
 	}
-	var tags []string
-	for _, t := range o.tags {
-		for _, x := range strings.Split(t, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				tags = append(tags, x)
-			}
-		}
-	}
-	opts := archiver.Options{Excluder: excl, OneFileSystem: o.oneFileSystem, Host: host, Tags: tags, Program: "einvault " + Version, Logger: g.Logger()}
+	opts := archiver.Options{Excluder: excl, OneFileSystem: o.oneFileSystem, Host: host, Tags: splitTags(o.tags), Program: "einvault " + Version, Logger: g.Logger()}
 	if u, err := user.Current(); err == nil {
 		opts.Username = u.Username
 	}
@@ -210,13 +181,72 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 		cs = &st
 	}
 	rerr := reportBackupCatalog(g, res, cs)
-	if bc != nil {
-		unlock()
-		if err := bc.finish(ctx, g, o.noSync); err != nil {
-			return err
-		}
+	if err := t.finish(ctx, g, o.noSync); err != nil {
+		return err
 	}
 	return rerr
+}
+
+// backupTarget is the repository a backup writes to: opened, with the
+// copies' pre-flight done (and fail-over to a healthy copy applied), the
+// backup lock held and the index loaded.
+type backupTarget struct {
+	r      *repo.Repository
+	bc     *backupCopies
+	unlock func()
+	closes []func()
+}
+
+func openBackupTarget(ctx context.Context, g *Globals) (_ *backupTarget, err error) {
+	r, err := g.OpenRepo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &backupTarget{r: r, unlock: func() {}, closes: []func(){func() { r.Close() }}}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	// With copies: pre-flight every destination, fail over to the next
+	// healthy copy when this one fails, sync afterwards.
+	if t.bc, err = prepareBackupCopies(ctx, g, r); err != nil {
+		return nil, err
+	}
+	if t.bc != nil {
+		t.closes = append(t.closes, t.bc.cs.close)
+		if t.bc.writer != nil {
+			w := t.bc.writer
+			t.closes = append(t.closes, func() { w.Close() })
+			t.r = w
+		}
+	}
+	unlock, err := announceBackup(ctx, t.r)
+	if err != nil {
+		return nil, err
+	}
+	t.unlock = sync.OnceFunc(unlock)
+	if err := t.r.LoadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("load index: %w (run 'einvault check')", err)
+	}
+	return t, nil
+}
+
+// finish releases the lock and brings the copies up to date.
+func (t *backupTarget) finish(ctx context.Context, g *Globals, noSync bool) error {
+	t.unlock()
+	if t.bc == nil {
+		return nil
+	}
+	return t.bc.finish(ctx, g, noSync)
+}
+
+// close releases the lock and closes what openBackupTarget opened, last first.
+func (t *backupTarget) close() {
+	t.unlock()
+	for i := len(t.closes) - 1; i >= 0; i-- {
+		t.closes[i]()
+	}
 }
 
 func chooseParent(ctx context.Context, g *Globals, r *repo.Repository, o backupOptions, host string, paths []string, opts *archiver.Options) error {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -34,31 +33,11 @@ func runBackupPG(ctx context.Context, g *Globals, o backupOptions, dsn string) e
 // runStreamBackup stores a source's streams as a snapshot, with the same
 // copy handling as a file backup (pre-flight, fail-over, sync after).
 func runStreamBackup(ctx context.Context, g *Globals, o backupOptions, what string, s archiver.Streams) error {
-	r, err := g.OpenRepo(ctx)
+	t, err := openBackupTarget(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	bc, err := prepareBackupCopies(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	if bc != nil {
-		defer bc.cs.close()
-		if bc.writer != nil {
-			defer bc.writer.Close()
-			r = bc.writer
-		}
-	}
-	unlock, err := announceBackup(ctx, r)
-	if err != nil {
-		return err
-	}
-	unlock = sync.OnceFunc(unlock)
-	defer unlock()
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w (run 'einvault check')", err)
-	}
+	defer t.close()
 	opts := archiver.Options{Host: o.host, Tags: splitTags(o.tags), Program: "einvault " + Version, Logger: g.Logger()}
 	if opts.Host == "" {
 		opts.Host = Hostname()
@@ -66,16 +45,13 @@ func runStreamBackup(ctx context.Context, g *Globals, o backupOptions, what stri
 	if u, err := user.Current(); err == nil {
 		opts.Username = u.Username
 	}
-	res, err := archiver.New(r, opts).BackupStreams(ctx, s)
+	res, err := archiver.New(t.r, opts).BackupStreams(ctx, s)
 	if err != nil {
 		return fmt.Errorf("%s: %w (no snapshot was written)", what, err)
 	}
 	rerr := reportBackup(g, res)
-	if bc != nil {
-		unlock()
-		if err := bc.finish(ctx, g, o.noSync); err != nil {
-			return err
-		}
+	if err := t.finish(ctx, g, o.noSync); err != nil {
+		return err
 	}
 	return rerr
 }

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/einvault/einvault/internal/config"
 	"github.com/einvault/einvault/internal/journal"
 	"github.com/spf13/cobra"
 )
@@ -45,19 +44,14 @@ func (g *Globals) startedBy() string {
 	return name + "@" + Hostname()
 }
 
-// stateDir is --state-dir, EINVAULT_STATE_DIR, the config's
-// daemon.state_dir, or the default.
+// stateDir is the state directory (see StateDirectory); a config that
+// cannot be read counts as none here, so journaling never fails on it.
 func (g *Globals) stateDir() string {
-	if g.StateDir != "" {
-		return g.StateDir
+	c, err := g.LoadConfig(false)
+	if err != nil {
+		c = nil
 	}
-	if v := g.Getenv("EINVAULT_STATE_DIR"); v != "" {
-		return v
-	}
-	if c, err := g.LoadConfig(false); err == nil && c != nil {
-		return c.Daemon.StateDir
-	}
-	return config.DefaultStateDir(g.Getenv)
+	return g.StateDirectory(c)
 }
 
 func (g *Globals) journalOptions() journal.Options {

@@ -110,6 +110,20 @@ type Unreadable struct {
 type Result struct {
 	Snapshot   *repo.Snapshot
 	Unreadable []Unreadable
+	// NewPacks are the packs this backup wrote (empty when the
+	// repository does not tell, or when every blob was already stored):
+	// what the post-backup verification reads back.
+	NewPacks []repo.WrittenPack
+}
+
+// packWriter is a repository that tells which packs it wrote.
+type packWriter interface{ WrittenPacks() []repo.WrittenPack }
+
+func newPacks(r Repository) []repo.WrittenPack {
+	if pw, ok := r.(packWriter); ok {
+		return pw.WrittenPacks()
+	}
+	return nil
 }
 
 // Archiver runs one backup at a time.
@@ -508,7 +522,7 @@ func (a *Archiver) Backup(ctx context.Context, paths []string) (*Result, error) 
 	if _, err := a.repo.SaveSnapshot(ctx, snap); err != nil {
 		return nil, err
 	}
-	return &Result{Snapshot: snap, Unreadable: unreadable}, nil
+	return &Result{Snapshot: snap, Unreadable: unreadable, NewPacks: newPacks(a.repo)}, nil
 }
 
 // saveVirtual builds the directories above the sources: for sources

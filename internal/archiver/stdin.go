@@ -115,5 +115,5 @@ func (a *Archiver) BackupStreams(ctx context.Context, s Streams) (*Result, error
 	if _, err := a.repo.SaveSnapshot(ctx, snap); err != nil {
 		return nil, err
 	}
-	return &Result{Snapshot: snap}, nil
+	return &Result{Snapshot: snap, NewPacks: newPacks(a.repo)}, nil
 }

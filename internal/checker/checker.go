@@ -1242,3 +1242,48 @@ func (m *mapper) emit(ctx context.Context, s *repo.Snapshot, id repo.ID, prefix 
 	}
 	return nil
 }
+
+// VerifyPacks reads the packs ids whole and verifies them as a check with
+// --read-data does (each pack hashes to its name, its header agrees with
+// the index, every blob decrypts and verifies), without the rest of a
+// check: it is the post-backup verification of the packs a backup wrote.
+// A pack that is missing, of the wrong size or in no index is an error.
+// Only Progress, Phase, Workers and MaxListed of opts are used.
+func VerifyPacks(ctx context.Context, r *repo.Repository, ids repo.IDs, opts Options) (*Report, error) {
+	start := time.Now()
+	opts.ReadData, opts.StorageOnly = true, false
+	c := newChecker(r.Backend(), opts)
+	c.r = r
+	c.rep.ReadData = fmt.Sprintf("%d packs", len(ids))
+	if err := c.loadIndex(ctx); err != nil {
+		return nil, err
+	}
+	want := map[repo.ID]*packMeta{}
+	for _, id := range ids {
+		m := c.packs[id]
+		if m == nil {
+			c.addError(KindPackUnreferenced, packFile(id), "a pack this backup wrote is in no index file: its data cannot be found (run 'einvault check')")
+			continue
+		}
+		want[id] = m
+		fi, err := c.be.Stat(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()})
+		switch {
+		case fatal(ctx, err):
+			return nil, err
+		case errors.Is(err, backend.ErrNotExist):
+		case err != nil:
+			c.addError(KindPackDamaged, packFile(id), fmt.Sprintf("cannot stat: %v", err))
+			delete(want, id)
+		default:
+			c.stored[id] = fi.Size
+		}
+	}
+	c.packs = want
+	c.rep.Stats.Packs = len(want)
+	for _, step := range []func(context.Context) error{c.checkPackSizes, c.readData} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.finish(start), nil
+}

@@ -99,3 +99,11 @@ func (s Subset) choose(ids repo.IDs, rng *rand.Rand) repo.IDs {
 	}
 	return nil
 }
+
+// Choose returns the packs of ids that s selects (ids need not be
+// sorted; the result is sorted). rng drives a random share; nil seeds one.
+func (s Subset) Choose(ids repo.IDs, rng *rand.Rand) repo.IDs {
+	sorted := append(repo.IDs(nil), ids...)
+	sorted.Sort()
+	return s.choose(sorted, rng)
+}

@@ -319,6 +319,7 @@ func reportBackupCatalog(g *Globals, res *archiver.Result, cat *catalog.BuildSta
 	if g.op != nil {
 		g.op.kind, g.op.files, g.op.bytesRead, g.op.bytesAdded = s.Kind, int64(sum.TotalFiles), int64(sum.BytesRead), int64(sum.BytesAdded)
 		g.op.snapshot, g.op.source = s.ID.String(), strings.Join(s.Paths, " ")
+		g.op.packs = res.NewPacks
 	}
 	if g.JSON {
 		out := map[string]any{"message_type": "summary", "snapshot_id": s.ID.String(), "kind": s.Kind, "summary": sum, "paths": s.Paths,

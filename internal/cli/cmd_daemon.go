@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -33,6 +34,7 @@ import (
 type cliRunner struct {
 	g   *Globals
 	log *slog.Logger
+	rng *rand.Rand // samples of new packs to verify; nil: random
 }
 
 func (cr cliRunner) exec(ctx context.Context, cfg *config.Config, op daemon.Op, args ...string) (*Globals, int, error) {
@@ -103,6 +105,9 @@ func (cr cliRunner) Run(ctx context.Context, cfg *config.Config, op daemon.Op) d
 					o.Entry.Kind = "mixed"
 				}
 				snaps = append(snaps, rec.snapshot)
+				for _, p := range rec.packs {
+					o.NewPacks = append(o.NewPacks, daemon.Pack{ID: p.ID.String(), Size: p.Size})
+				}
 			}
 			if err != nil {
 				errs = append(errs, name+": "+oneLine(err))
@@ -120,9 +125,10 @@ func (cr cliRunner) Run(ctx context.Context, cfg *config.Config, op daemon.Op) d
 		}
 		return o
 	case daemon.OpCheck:
-		_, code, err := cr.exec(ctx, cfg, op, "check", "--read-data-subset", op.Job.Verify)
+		v, err := cr.verifyNewPacks(ctx, cfg, op)
+		o.Entry.Snapshot, o.Entry.BytesRead, o.Entry.Detail = op.Snapshot, v.Bytes, v.Detail()
 		if err != nil {
-			return fail(code, err)
+			return fail(ExitCode(err), err)
 		}
 		return o
 	case daemon.OpForget:

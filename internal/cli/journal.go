@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/journal"
+	"github.com/einvault/einvault/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -30,6 +31,8 @@ type opRecord struct {
 	snapshot   string
 	source     string
 	copies     []string
+	// packs a backup wrote (for the job's verification).
+	packs []repo.WrittenPack
 }
 
 // startedBy is who ran this process: user@host, or what the daemon says.

@@ -104,11 +104,22 @@ type Class struct {
 	// successful backup is older, the daemon raises a "stale" alert
 	// ("2h", "26h"; "off" for none).
 	RPO string `yaml:"rpo"`
+	// RTO is the longest a recovery of the class may take: a drill that
+	// restores and verifies more slowly fails its target ("2h"; "off").
+	RTO string `yaml:"rto"`
+	// WALMaxAge is, for a class with continuous_wal, the most the newest
+	// archived WAL file may lag behind: older, the daemon raises a
+	// stale-WAL alert (default 15m).
+	WALMaxAge string `yaml:"wal_max_age"`
 
 	Name string `yaml:"-"`
 	// RPODur is RPO parsed; 0 means no RPO alerting.
 	RPODur time.Duration `yaml:"-"`
-	Spec   schedule.Spec `yaml:"-"`
+	// RTODur is RTO parsed; 0 means no RTO target.
+	RTODur time.Duration `yaml:"-"`
+	// WALMaxAgeDur is WALMaxAge parsed (0 without continuous_wal).
+	WALMaxAgeDur time.Duration `yaml:"-"`
+	Spec         schedule.Spec `yaml:"-"`
 	// Policy is the retention by policy; Legal the legal minimum and
 	// LegalBy the jurisdictions that set it.
 	Policy  forget.Duration `yaml:"-"`
@@ -122,14 +133,26 @@ type Job struct {
 	Sources  []string `yaml:"sources"`
 	Schedule string   `yaml:"schedule"` // default: the class's
 	Tags     []string `yaml:"tags"`
-	// Verify is the share of the new packs read back after the backup
-	// (e.g. "5%" or "2/10"); "off" skips it. Default "10%".
+	// Verify is the share of the packs the backup wrote that is read
+	// back and verified after it: "all" (default), a share ("25%",
+	// "2/10") or "off". When the chosen packs exceed VerifyBudget, a
+	// random sample of them within the budget is read.
 	Verify string `yaml:"verify"`
+	// VerifyBudget caps the bytes the verification reads (default 1GiB).
+	VerifyBudget string `yaml:"verify_budget"`
+	// Drill schedules recovery drills of the job: its newest snapshot is
+	// restored into a scratch place and verified, and the RTO and RPO
+	// measured against the class's targets ("0 3 * * 0"; empty: none).
+	Drill string `yaml:"drill"`
 	// Retries of transient failures (default: the daemon's).
 	Retries *int `yaml:"retries"`
 
 	Name string        `yaml:"-"`
 	Spec schedule.Spec `yaml:"-"`
+	// VerifyBytes is VerifyBudget parsed.
+	VerifyBytes int64 `yaml:"-"`
+	// DrillSpec is Drill parsed (zero Kind: no drills).
+	DrillSpec schedule.Spec `yaml:"-"`
 }
 
 // Window holds jobs back while something else happens on the systems.
@@ -160,6 +183,9 @@ type Daemon struct {
 	MinFreeSpace string `yaml:"min_free_space"`
 	// Report is the monthly report the daemon writes and mails.
 	Report Report `yaml:"report"`
+	// WALCheck is how often the freshness of the archived WAL of
+	// continuous_wal classes is checked (default 5m; "off").
+	WALCheck string `yaml:"wal_check_interval"`
 
 	RetentionSpec schedule.Spec `yaml:"-"`
 	PruneSpec     schedule.Spec `yaml:"-"`
@@ -167,6 +193,7 @@ type Daemon struct {
 	BackoffDur    time.Duration `yaml:"-"`
 	MaxBackoffDur time.Duration `yaml:"-"`
 	MinFreeBytes  int64         `yaml:"-"`
+	WALCheckDur   time.Duration `yaml:"-"`
 }
 
 // Report schedules the monthly report: written to Out (default

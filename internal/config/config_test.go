@@ -32,6 +32,14 @@ func TestParseErrors(t *testing.T) {
 		{"jurisdiction", "repository: {location: /r}\njurisdictions: [FR]\n", 2, `"FR"`},
 		{"window", "repository: {location: /r}\nmaintenance:\n  - name: w\n    start: \"0 1 * * *\"\n    duration: 0s\n", 5, "positive duration"},
 		{"rpo", "repository: {location: /r}\nclasses:\n  invoices:\n    rpo: soon\n", 4, "rpo \"soon\""},
+		{"rto", "repository: {location: /r}\nclasses:\n  invoices:\n    rto: -1h\n", 4, "rto \"-1h\""},
+		{"wal_max_age without wal", "repository: {location: /r}\nclasses:\n  invoices:\n    wal_max_age: 5m\n", 4, "continuous_wal"},
+		{"wal_max_age", "repository: {location: /r}\nclasses:\n  invoice-database:\n    wal_max_age: often\n", 4, "wal_max_age \"often\""},
+		{"wal check", "repository: {location: /r}\ndaemon:\n  wal_check_interval: 0s\n", 3, "at least 1s"},
+		{"drill schedule", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    drill: \"61 * * * *\"\n", 7, "61"},
+		{"drill on change", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    drill: on change\n", 7, "runs at times"},
+		{"verify", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    verify: most\n", 7, "invalid subset"},
+		{"verify budget", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    verify_budget: lots\n", 7, "verify_budget"},
 		{"notify", "repository: {location: /r}\nnotifications:\n  channels:\n    - {name: x, type: pigeon}\n", 2, "unknown type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,5 +181,26 @@ func TestReportSettings(t *testing.T) {
 		if _, err := Parse([]byte(tc.yaml), "t.yaml", func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestDrillAndWALDefaults(t *testing.T) {
+	c, err := Parse([]byte("repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: invoices\n    sources: [a]\n    drill: \"0 3 * * 0\"\n"), "t.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Classes["invoices"].RTODur; got != 2*time.Hour {
+		t.Errorf("invoices rto = %v, want 2h", got)
+	}
+	db := c.Classes["invoice-database"]
+	if db.WALMaxAgeDur != 15*time.Minute || c.Classes["invoices"].WALMaxAgeDur != 0 {
+		t.Errorf("wal_max_age: invoice-database %v, invoices %v", db.WALMaxAgeDur, c.Classes["invoices"].WALMaxAgeDur)
+	}
+	j := c.Jobs["j"]
+	if j.Verify != "all" || j.VerifyBytes != 1<<30 || !j.DrillSpec.Timed() {
+		t.Errorf("job defaults: verify %q budget %d drill %+v", j.Verify, j.VerifyBytes, j.DrillSpec)
+	}
+	if c.Daemon.WALCheckDur != 5*time.Minute {
+		t.Errorf("wal check interval %v", c.Daemon.WALCheckDur)
 	}
 }

@@ -74,15 +74,15 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 
 // Default classes: the policy the procedures set.
 var defaultClasses = map[string]Class{
-	"invoices":          {Description: "invoice files: signed XML and PDF renderings", Schedule: "hourly", Retention: "7y", RPO: "2h"},
-	"transactions":      {Description: "transaction and accounting records", Schedule: "hourly", Retention: "7y", RPO: "2h"},
-	"personal-data":     {Description: "customer personal data", Schedule: "hourly", Retention: "7y", RPO: "2h"},
-	"product-catalogue": {Description: "product catalogue", Schedule: "daily", Retention: "1y", RPO: "48h"},
-	"logs":              {Description: "application and audit logs", Schedule: "hourly", Retention: "90d", RPO: "2h"},
-	"source-code":       {Description: "application source code", Schedule: "on change", Retention: "1y"},
-	"configuration":     {Description: "application configuration", Schedule: "on change", Retention: "1y"},
-	"secrets":           {Description: "keys, certificates and secrets", Schedule: "on change", Retention: "1y"},
-	"invoice-database":  {Description: "invoice database: daily full backup plus continuous WAL", Schedule: "daily", Retention: "7y", Full: true, ContinuousWAL: true, RPO: "26h"},
+	"invoices":          {Description: "invoice files: signed XML and PDF renderings", Schedule: "hourly", Retention: "7y", RPO: "2h", RTO: "2h"},
+	"transactions":      {Description: "transaction and accounting records", Schedule: "hourly", Retention: "7y", RPO: "2h", RTO: "4h"},
+	"personal-data":     {Description: "customer personal data", Schedule: "hourly", Retention: "7y", RPO: "2h", RTO: "8h"},
+	"product-catalogue": {Description: "product catalogue", Schedule: "daily", Retention: "1y", RPO: "48h", RTO: "24h"},
+	"logs":              {Description: "application and audit logs", Schedule: "hourly", Retention: "90d", RPO: "2h", RTO: "24h"},
+	"source-code":       {Description: "application source code", Schedule: "on change", Retention: "1y", RTO: "8h"},
+	"configuration":     {Description: "application configuration", Schedule: "on change", Retention: "1y", RTO: "2h"},
+	"secrets":           {Description: "keys, certificates and secrets", Schedule: "on change", Retention: "1y", RTO: "2h"},
+	"invoice-database":  {Description: "invoice database: daily full backup plus continuous WAL", Schedule: "daily", Retention: "7y", Full: true, ContinuousWAL: true, RPO: "26h", RTO: "2h"},
 }
 
 // Default legal minimum retention per jurisdiction and class.
@@ -103,7 +103,14 @@ const (
 	defaultPrune       = "30 4 * * 0" // prune Sundays at 04:30
 	defaultMinFree     = "1GiB"
 	// DefaultVerify is the share of new packs read back after a job.
-	DefaultVerify = "10%"
+	DefaultVerify = "all"
+	// DefaultVerifyBudget caps the bytes a job's verification reads.
+	DefaultVerifyBudget = "1GiB"
+	// DefaultWALMaxAge is the most the newest archived WAL may lag behind
+	// in a continuous_wal class: losing 15 minutes of invoices is the
+	// most the procedures allow.
+	DefaultWALMaxAge = "15m"
+	defaultWALCheck  = "5m"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -442,6 +449,9 @@ func (l *loader) validateClasses(c *Config) {
 		if user.RPO == "" {
 			user.RPO = def.RPO
 		}
+		if user.RTO == "" {
+			user.RTO = def.RTO
+		}
 	}
 	for _, name := range sortedKeys(c.Classes) {
 		cl := c.Classes[name]
@@ -475,6 +485,26 @@ func (l *loader) validateClasses(c *Config) {
 				l.errf(append(p, "rpo"), "rpo %q: write a duration such as 2h or 26h, or off", cl.RPO)
 			} else {
 				cl.RPODur = d
+			}
+		}
+		if cl.RTO != "" && cl.RTO != "off" {
+			if d, err := time.ParseDuration(cl.RTO); err != nil || d <= 0 {
+				l.errf(append(p, "rto"), "rto %q: write a duration such as 30m or 4h, or off", cl.RTO)
+			} else {
+				cl.RTODur = d
+			}
+		}
+		switch {
+		case cl.WALMaxAge != "" && !cl.ContinuousWAL:
+			l.errf(append(p, "wal_max_age"), "wal_max_age applies only to a class with continuous_wal: true")
+		case cl.ContinuousWAL:
+			if cl.WALMaxAge == "" {
+				cl.WALMaxAge = DefaultWALMaxAge
+			}
+			if d, err := time.ParseDuration(cl.WALMaxAge); err != nil || d <= 0 {
+				l.errf(append(p, "wal_max_age"), "wal_max_age %q: write a duration such as 15m or 1h", cl.WALMaxAge)
+			} else {
+				cl.WALMaxAgeDur = d
 			}
 		}
 		k := cl.Keep
@@ -599,9 +629,28 @@ func (l *loader) validateJobs(c *Config) {
 		if j.Verify == "" {
 			j.Verify = DefaultVerify
 		}
-		if j.Verify != "off" {
+		if j.Verify != "off" && j.Verify != "all" {
 			if _, err := checker.ParseSubset(j.Verify); err != nil {
-				l.errf(append(p, "verify"), "%v (or \"off\")", err)
+				l.errf(append(p, "verify"), "%v (or \"all\", \"off\")", err)
+			}
+		}
+		if j.VerifyBudget == "" {
+			j.VerifyBudget = DefaultVerifyBudget
+		}
+		if n, err := ParseBytes(j.VerifyBudget); err != nil || n <= 0 {
+			l.errf(append(p, "verify_budget"), "verify_budget %q: write a size such as 512MiB or 2GiB", j.VerifyBudget)
+		} else {
+			j.VerifyBytes = n
+		}
+		if j.Drill != "" {
+			sp, err := schedule.Parse(j.Drill)
+			switch {
+			case err != nil:
+				l.errf(append(p, "drill"), "%v", err)
+			case !sp.Timed() && sp.Kind != schedule.KindManual:
+				l.errf(append(p, "drill"), "a drill runs at times: use a cron expression or an interval, not %q", j.Drill)
+			default:
+				j.DrillSpec = sp
 			}
 		}
 		if j.Retries != nil && *j.Retries < 0 {
@@ -729,6 +778,16 @@ func (l *loader) validateDaemon(c *Config) {
 			l.errf(append(p, f.key), "%q is not a duration (write e.g. 1m or 30s)", *f.v)
 		}
 		*f.out = v
+	}
+	if d.WALCheck == "" {
+		d.WALCheck = defaultWALCheck
+	}
+	if d.WALCheck != "off" {
+		if v, err := time.ParseDuration(d.WALCheck); err != nil || v < time.Second {
+			l.errf(append(p, "wal_check_interval"), "%q is not a duration of at least 1s (write e.g. 5m, or off)", d.WALCheck)
+		} else {
+			d.WALCheckDur = v
+		}
 	}
 	if d.MinFreeSpace == "" {
 		d.MinFreeSpace = defaultMinFree

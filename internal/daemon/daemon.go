@@ -63,6 +63,17 @@ type Op struct {
 	Name    string
 	Job     *config.Job // nil for forget and prune
 	Trigger string      // who or what started it
+	// Packs are, for the check after a backup, the packs the backup
+	// wrote: the verification reads these, not the whole repository.
+	Packs []Pack
+	// Snapshot is, for the check after a backup, what it made.
+	Snapshot string
+}
+
+// Pack is a pack file a backup wrote.
+type Pack struct {
+	ID   string
+	Size int64
 }
 
 // Outcome is what an operation did. Entry carries the counts, kind,
@@ -72,6 +83,8 @@ type Outcome struct {
 	Entry journal.Entry
 	// Retryable marks a failure worth another attempt (network, lock).
 	Retryable bool
+	// NewPacks are the packs a backup wrote.
+	NewPacks []Pack
 }
 
 // Failed reports whether the outcome is a failure.
@@ -266,7 +279,7 @@ func (d *Daemon) runJob(ctx context.Context, cfg *config.Config, job *config.Job
 	if last.Failed() || job.Verify == "off" || ctx.Err() != nil {
 		return res
 	}
-	v := d.op(ctx, cfg, Op{Name: OpCheck, Job: job, Trigger: trigger}, true)
+	v := d.op(ctx, cfg, Op{Name: OpCheck, Job: job, Trigger: trigger, Packs: last.NewPacks, Snapshot: last.Entry.Snapshot}, true)
 	res.Entries = append(res.Entries, v.Entry)
 	switch v.Entry.Result {
 	case journal.ResultFailed:

@@ -57,6 +57,15 @@ type Entry struct {
 	StartedBy  string    `json:"started_by"` // user@host, daemon, schedule
 	Snapshot   string    `json:"snapshot,omitempty"`
 	Host       string    `json:"host,omitempty"`
+	// Drills: the measured recovery time and recovery point (seconds)
+	// and the class's targets (0: none).
+	RTO       float64 `json:"rto_seconds,omitempty"`
+	RPO       float64 `json:"rpo_seconds,omitempty"`
+	TargetRTO float64 `json:"target_rto_seconds,omitempty"`
+	TargetRPO float64 `json:"target_rpo_seconds,omitempty"`
+	// Detail says what was done beyond the counts (e.g. which packs a
+	// job's verification read).
+	Detail string `json:"detail,omitempty"`
 }
 
 // Options configure a journal.
@@ -111,6 +120,45 @@ CREATE INDEX IF NOT EXISTS journal_start ON journal(start);
 CREATE INDEX IF NOT EXISTS journal_job ON journal(job, start);
 `
 
+// addedColumns were added after the first schema; a journal written
+// before them gets them (with their defaults) when it is opened.
+var addedColumns = []struct{ name, def string }{
+	{"rto", "REAL NOT NULL DEFAULT 0"},
+	{"rpo", "REAL NOT NULL DEFAULT 0"},
+	{"target_rto", "REAL NOT NULL DEFAULT 0"},
+	{"target_rpo", "REAL NOT NULL DEFAULT 0"},
+	{"detail", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// migrate adds the columns a journal of an older version lacks.
+func migrate(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info('journal')`)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		have[n] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range addedColumns {
+		if !have[c.name] {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE journal ADD COLUMN `+c.name+` `+c.def); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // File names in the state directory.
 const (
 	DBFile    = "einvault.db"
@@ -140,6 +188,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Journal, error) {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal in %s: %w (is the state directory writable and not full?)", dir, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal in %s: upgrade the table: %w (is the state directory writable and not full?)", dir, err)
 	}
 	j := &Journal{dir: dir, opts: opts, db: db}
 	j.loadSpool()
@@ -245,10 +297,11 @@ func (j *Journal) write(ctx context.Context, p *pendingEntry) error {
 }
 
 func (j *Journal) insert(ctx context.Context, e *Entry) error {
-	res, err := j.db.ExecContext(ctx, `INSERT OR IGNORE INTO journal (uid, op, job, source, copies, kind, start, end, files, bytes_read, bytes_added, result, error, exit_code, started_by, snapshot, host)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := j.db.ExecContext(ctx, `INSERT OR IGNORE INTO journal (uid, op, job, source, copies, kind, start, end, files, bytes_read, bytes_added, result, error, exit_code, started_by, snapshot, host,
+		rto, rpo, target_rto, target_rpo, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.UID, e.Op, e.Job, e.Source, strings.Join(e.Copies, ","), e.Kind, e.Start.UnixNano(), e.End.UnixNano(), e.Files, e.BytesRead, e.BytesAdded,
-		e.Result, e.Error, e.ExitCode, e.StartedBy, e.Snapshot, e.Host)
+		e.Result, e.Error, e.ExitCode, e.StartedBy, e.Snapshot, e.Host, e.RTO, e.RPO, e.TargetRTO, e.TargetRPO, e.Detail)
 	if err != nil {
 		return err
 	}
@@ -407,11 +460,34 @@ func FormatLine(e Entry) string {
 	if e.Snapshot != "" {
 		fmt.Fprintf(&b, " snapshot=%s", e.Snapshot)
 	}
+	if e.RTO > 0 || e.TargetRTO > 0 {
+		fmt.Fprintf(&b, " rto=%s", secs(e.RTO))
+		if e.TargetRTO > 0 {
+			fmt.Fprintf(&b, "/%s", secs(e.TargetRTO))
+		}
+	}
+	if e.RPO > 0 || e.TargetRPO > 0 {
+		fmt.Fprintf(&b, " rpo=%s", secs(e.RPO))
+		if e.TargetRPO > 0 {
+			fmt.Fprintf(&b, "/%s", secs(e.TargetRPO))
+		}
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, " detail=%q", e.Detail)
+	}
 	fmt.Fprintf(&b, " by=%s exit=%d", e.StartedBy, e.ExitCode)
 	if e.Error != "" {
 		fmt.Fprintf(&b, " error=%q", e.Error)
 	}
 	return b.String()
+}
+
+func secs(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	if d >= time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // Filter selects entries.
@@ -425,7 +501,8 @@ type Filter struct {
 
 // List returns matching entries, oldest first, including queued ones.
 func (j *Journal) List(ctx context.Context, f Filter) ([]Entry, error) {
-	q := `SELECT id, uid, op, job, source, copies, kind, start, end, files, bytes_read, bytes_added, result, error, exit_code, started_by, snapshot, host FROM journal WHERE 1=1`
+	q := `SELECT id, uid, op, job, source, copies, kind, start, end, files, bytes_read, bytes_added, result, error, exit_code, started_by, snapshot, host,
+		rto, rpo, target_rto, target_rpo, detail FROM journal WHERE 1=1`
 	var args []any
 	if !f.Since.IsZero() {
 		q += ` AND start >= ?`
@@ -457,7 +534,7 @@ func (j *Journal) List(ctx context.Context, f Filter) ([]Entry, error) {
 		var copies string
 		var start, end int64
 		if err := rows.Scan(&e.ID, &e.UID, &e.Op, &e.Job, &e.Source, &copies, &e.Kind, &start, &end, &e.Files, &e.BytesRead, &e.BytesAdded,
-			&e.Result, &e.Error, &e.ExitCode, &e.StartedBy, &e.Snapshot, &e.Host); err != nil {
+			&e.Result, &e.Error, &e.ExitCode, &e.StartedBy, &e.Snapshot, &e.Host, &e.RTO, &e.RPO, &e.TargetRTO, &e.TargetRPO, &e.Detail); err != nil {
 			return nil, fmt.Errorf("read journal: %w", err)
 		}
 		if copies != "" {

@@ -164,3 +164,49 @@ func TestDiskFullTmpfs(t *testing.T) {
 		t.Errorf("db has %d, jsonl %d (%v): a line was lost or doubled", len(got), len(lines), err)
 	}
 }
+
+// TestOldSchemaUpgraded opens a journal written before the drill
+// columns existed: its entries stay readable and new entries carry
+// RTO/RPO, targets and detail.
+func TestOldSchemaUpgraded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := OpenDB(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := `CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL UNIQUE, op TEXT NOT NULL, job TEXT NOT NULL,
+		source TEXT NOT NULL, copies TEXT NOT NULL, kind TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, files INTEGER NOT NULL,
+		bytes_read INTEGER NOT NULL, bytes_added INTEGER NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL, exit_code INTEGER NOT NULL,
+		started_by TEXT NOT NULL, snapshot TEXT NOT NULL, host TEXT NOT NULL);
+		INSERT INTO journal (uid, op, job, source, copies, kind, start, end, files, bytes_read, bytes_added, result, error, exit_code, started_by, snapshot, host)
+		VALUES ('old1', 'backup', 'inv', '', '', 'full', 1, 2, 3, 4, 5, 'ok', '', 0, 'schedule', '', '')`
+	if _, err := db.ExecContext(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	j, err := Open(ctx, dir, Options{SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	e := entry("drill", "inv", ResultFailed, 0)
+	e.RTO, e.RPO, e.TargetRTO, e.TargetRPO, e.Detail = 12.5, 3600, 10, 7200, "restored 3 files"
+	if _, err := j.Record(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := j.List(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].UID != "old1" || got[0].RTO != 0 || got[0].Detail != "" {
+		t.Fatalf("old entry not read back: %+v", got)
+	}
+	d := got[1]
+	if d.RTO != 12.5 || d.RPO != 3600 || d.TargetRTO != 10 || d.TargetRPO != 7200 || d.Detail != "restored 3 files" {
+		t.Fatalf("drill fields not stored: %+v", d)
+	}
+	if line := FormatLine(d); !strings.Contains(line, "rto=12.5s/10s") || !strings.Contains(line, "rpo=1h0m0s/2h0m0s") {
+		t.Fatalf("log line lacks RTO/RPO: %s", line)
+	}
+}

@@ -309,6 +309,7 @@ func (r *Repository) uploader() {
 			continue
 		}
 		r.idx.AddPack(fp.info, fp.blobs)
+		r.written = append(r.written, WrittenPack{ID: fp.info.ID, Size: int64(fp.pack.size)})
 		for _, b := range fp.blobs {
 			delete(r.inflight, b.ID)
 		}

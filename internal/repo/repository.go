@@ -71,6 +71,7 @@ type Repository struct {
 	uploads  int
 	started  bool
 	statsAdd PackStats
+	written  []WrittenPack // packs this process stored, in upload order
 	sealBuf  []byte
 	bufPool  sync.Pool
 	compPool sync.Pool
@@ -267,6 +268,20 @@ func (r *Repository) Stats() PackStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.statsAdd
+}
+
+// WrittenPack is a pack this process stored.
+type WrittenPack struct {
+	ID   ID
+	Size int64
+}
+
+// WrittenPacks returns the packs this process has stored so far (a
+// backup's new packs), in upload order.
+func (r *Repository) WrittenPacks() []WrittenPack {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]WrittenPack(nil), r.written...)
 }
 
 // Close flushes nothing: call Flush before Close when writing.

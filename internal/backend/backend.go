@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // FileType is the kind of a repository file. Each kind lives in its own
@@ -75,6 +76,9 @@ func (h Handle) Valid() error {
 type FileInfo struct {
 	Name string
 	Size int64
+	// ModTime is when the file was stored, where the storage says
+	// (local, SFTP, S3); zero where it does not.
+	ModTime time.Time
 }
 
 // Backend is the storage contract.

@@ -160,6 +160,16 @@ func (cr cliRunner) Run(ctx context.Context, cfg *config.Config, op daemon.Op) d
 			return fail(worst, errors.New(strings.Join(errs, "; ")))
 		}
 		return o
+	case daemon.OpDrill:
+		sub, code, err := cr.exec(ctx, cfg, op, "drill", op.Job.Name)
+		if rec := sub.op; rec != nil {
+			o.Entry.Start, o.Entry.Snapshot, o.Entry.Files, o.Entry.BytesRead = rec.start, rec.snapshot, rec.files, rec.bytesRead
+			o.Entry.RTO, o.Entry.RPO, o.Entry.TargetRTO, o.Entry.TargetRPO, o.Entry.Detail = rec.rto, rec.rpo, rec.targetRTO, rec.targetRPO, rec.detail
+		}
+		if err != nil {
+			return fail(code, err)
+		}
+		return o
 	case daemon.OpPrune:
 		if _, code, err := cr.exec(ctx, cfg, op, "prune"); err != nil {
 			return fail(code, err)

@@ -220,8 +220,19 @@ func gatherMonth(ctx context.Context, g *Globals, month, now time.Time) (*report
 			if e.Source != "" {
 				what = e.Source + " " + what
 			}
-			m.Recovery = append(m.Recovery, report.Recovery{Time: e.Start, Op: e.Op, What: strings.TrimSpace(what),
-				Result: reportResultOf(e.Result), RTO: dur})
+			rec := report.Recovery{Time: e.Start, Op: e.Op, What: strings.TrimSpace(what), Result: reportResultOf(e.Result), RTO: dur}
+			if e.Op == "drill" {
+				// A drill measured its own RTO (restore and verification,
+				// not clean-up) and RPO, against the class's targets.
+				if e.Job != "" {
+					rec.What = strings.TrimSpace(e.Job + " " + shortIDs(e.Snapshot))
+				}
+				if e.RTO > 0 {
+					rec.RTO = seconds(e.RTO)
+				}
+				rec.RPO, rec.TargetRTO, rec.TargetRPO = seconds(e.RPO), seconds(e.TargetRTO), seconds(e.TargetRPO)
+			}
+			m.Recovery = append(m.Recovery, rec)
 		}
 	}
 	if _, err := g.repoLocation(); err != nil {
@@ -310,4 +321,20 @@ func (g *Globals) invoicesPerMonth(ctx context.Context, r *repo.Repository, snap
 		out = append(out, mc)
 	}
 	return out
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// shortIDs shortens a comma-separated list of snapshot IDs.
+func shortIDs(ids string) string {
+	var out []string
+	for _, id := range strings.Split(ids, ",") {
+		if len(id) > 8 {
+			id = id[:8]
+		}
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	return strings.Join(out, ",")
 }

@@ -35,5 +35,6 @@ func commands(g *Globals) []*cobra.Command {
 		newWALFetchCmd(g),
 		newDaemonCmd(g),
 		newRunCmd(g),
+		newDrillCmd(g),
 	}
 }

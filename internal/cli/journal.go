@@ -18,7 +18,7 @@ import (
 
 // journaled are the commands every run of which is recorded in the
 // journal, by hand or not.
-var journaled = map[string]bool{"backup": true, "restore": true, "check": true, "prune": true, "forget": true, "sync": true, "repair": true}
+var journaled = map[string]bool{"backup": true, "restore": true, "check": true, "prune": true, "forget": true, "sync": true, "repair": true, "drill": true}
 
 // opRecord is what a command tells the journal about its run beyond the
 // exit code.
@@ -33,6 +33,9 @@ type opRecord struct {
 	copies     []string
 	// packs a backup wrote (for the job's verification).
 	packs []repo.WrittenPack
+	// drills: measured RTO and RPO, the targets (seconds) and the verdict
+	rto, rpo, targetRTO, targetRPO float64
+	detail                         string
 }
 
 // startedBy is who ran this process: user@host, or what the daemon says.
@@ -72,7 +75,8 @@ func (g *Globals) recordOp(ctx context.Context, cmd *cobra.Command, runErr error
 	rec := g.op
 	e := journal.Entry{Op: cmd.Name(), Job: g.job, Kind: rec.kind, Start: rec.start, End: time.Now(), Files: rec.files,
 		BytesRead: rec.bytesRead, BytesAdded: rec.bytesAdded, Snapshot: rec.snapshot, Source: rec.source, Copies: rec.copies,
-		ExitCode: code, StartedBy: g.startedBy(), Host: Hostname(), Result: resultOf(code)}
+		ExitCode: code, StartedBy: g.startedBy(), Host: Hostname(), Result: resultOf(code),
+		RTO: rec.rto, RPO: rec.rpo, TargetRTO: rec.targetRTO, TargetRPO: rec.targetRPO, Detail: rec.detail}
 	if runErr != nil {
 		e.Error = oneLine(runErr)
 	}

@@ -56,6 +56,7 @@ const (
 	OpForget    = "forget"
 	OpPrune     = "prune"
 	OpReport    = "report"
+	OpDrill     = "drill"
 )
 
 // Op is one operation for a Runner.
@@ -379,6 +380,51 @@ func (d *Daemon) RunMaintenance(ctx context.Context, op, trigger string) Outcome
 	return o
 }
 
+// RunDrill runs a recovery drill of job now (restore of its newest
+// snapshot into a scratch place, verification, RTO/RPO against the
+// class's targets), journals it and notifies when it does not pass: a
+// missed target as degraded, a failed verification or a drill that could
+// not run as a failure.
+func (d *Daemon) RunDrill(ctx context.Context, name, trigger string) Outcome {
+	cfg := d.Config()
+	job := cfg.Jobs[name]
+	if job == nil {
+		return Outcome{Entry: journal.Entry{Op: OpDrill, Job: name, Result: journal.ResultFailed, Error: "no job named " + name}}
+	}
+	plan := DrillPrefix + name
+	start := d.clock.Now()
+	if err := d.state.Started(ctx, plan, start); err != nil {
+		d.log.Error("daemon state not written", "err", err)
+	}
+	o := d.op(ctx, cfg, Op{Name: OpDrill, Job: job, Trigger: trigger}, true)
+	if err := d.state.Finished(ctx, plan, start, d.clock.Now(), o.Entry.Result, o.Entry.Error); err != nil {
+		d.log.Error("daemon state not written", "err", err)
+	}
+	fields := map[string]string{"exit_code": fmt.Sprint(o.Entry.ExitCode), "rto": secs(o.Entry.RTO), "rpo": secs(o.Entry.RPO)}
+	if o.Entry.TargetRTO > 0 {
+		fields["target_rto"] = secs(o.Entry.TargetRTO)
+	}
+	if o.Entry.TargetRPO > 0 {
+		fields["target_rpo"] = secs(o.Entry.TargetRPO)
+	}
+	if o.Entry.Error != "" {
+		fields["error"] = o.Entry.Error
+	}
+	switch o.Entry.Result {
+	case journal.ResultFailed:
+		d.notify(ctx, notify.Event{Kind: notify.KindFailure, Severity: notify.SeverityCritical, Job: name, Op: OpDrill,
+			Message: fmt.Sprintf("Recovery drill of %s failed: %s", name, o.Entry.Error), Fields: fields})
+	case journal.ResultDegraded:
+		d.notify(ctx, notify.Event{Kind: notify.KindDegraded, Severity: notify.SeverityWarning, Job: name, Op: OpDrill,
+			Message: fmt.Sprintf("Recovery drill of %s missed its target: %s", name, o.Entry.Error), Fields: fields})
+	}
+	return o
+}
+
+func secs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+}
+
 // reportMissed journals and notifies runs that did not happen.
 func (d *Daemon) reportMissed(ctx context.Context, job string, n int, since time.Time, why string) {
 	if n <= 0 {
@@ -388,7 +434,10 @@ func (d *Daemon) reportMissed(ctx context.Context, job string, n int, since time
 	d.log.Warn(msg)
 	now := d.clock.Now()
 	op := OpBackup
-	if strings.HasPrefix(job, "@") {
+	switch {
+	case strings.HasPrefix(job, DrillPrefix):
+		op, job = OpDrill, strings.TrimPrefix(job, DrillPrefix)
+	case strings.HasPrefix(job, "@"):
 		op, job = strings.TrimPrefix(job, "@"), ""
 	}
 	d.record(ctx, journal.Entry{Op: op, Job: job, Start: since, End: now, Result: journal.ResultMissed, Error: msg, StartedBy: "schedule", ExitCode: -1})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,9 @@ const (
 	RetentionJob = "@retention"
 	PruneJob     = "@prune"
 	ReportJob    = "@report"
+	// DrillPrefix names a job's drills in the plan and the state
+	// ("drill:invoices-hourly").
+	DrillPrefix = "drill:"
 )
 
 type finished struct{ job string }
@@ -77,8 +81,8 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 				return
 			}
 			defer limit.Release()
-			switch job {
-			case RetentionJob, PruneJob, ReportJob:
+			switch {
+			case job == RetentionJob || job == PruneJob || job == ReportJob:
 				op := OpForget
 				switch job {
 				case PruneJob:
@@ -87,6 +91,11 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 					op = OpReport
 				}
 				d.RunMaintenance(runCtx, op, trigger)
+				d.mu.Lock()
+				delete(d.running, job)
+				d.mu.Unlock()
+			case strings.HasPrefix(job, DrillPrefix):
+				d.RunDrill(runCtx, strings.TrimPrefix(job, DrillPrefix), trigger)
 				d.mu.Lock()
 				delete(d.running, job)
 				d.mu.Unlock()
@@ -208,6 +217,9 @@ func (d *Daemon) buildPlan(ctx context.Context) *schedule.Plan {
 	}
 	for _, name := range cfg.JobNames() {
 		plan.Add(name, cfg.Jobs[name].Spec, last[name], now)
+		if sp := cfg.Jobs[name].DrillSpec; sp.Timed() {
+			plan.Add(DrillPrefix+name, sp, last[DrillPrefix+name], now)
+		}
 	}
 	plan.Add(RetentionJob, cfg.Daemon.RetentionSpec, last[RetentionJob], now)
 	plan.Add(PruneJob, cfg.Daemon.PruneSpec, last[PruneJob], now)
@@ -227,7 +239,9 @@ func (d *Daemon) savePlan(ctx context.Context, plan *schedule.Plan) {
 		case ReportJob:
 			sched = cfg.Daemon.Report.Spec.Describe()
 		default:
-			if j := cfg.Jobs[name]; j != nil {
+			if j := cfg.Jobs[strings.TrimPrefix(name, DrillPrefix)]; j != nil && strings.HasPrefix(name, DrillPrefix) {
+				sched = j.DrillSpec.Describe()
+			} else if j := cfg.Jobs[name]; j != nil {
 				sched = j.Spec.Describe()
 			}
 		}

@@ -84,6 +84,7 @@ jobs:
     sources: [invoice-files]
     schedule: every 2s
     verify: 50%%
+    drill: every 3s
   slow:
     class: secrets
     sources: [slow-export]
@@ -121,10 +122,16 @@ daemon:
 		}
 	}()
 
-	waitFor(t, "three journaled backups and checks of the invoices job", 90*time.Second, func() bool {
+	waitFor(t, "three journaled backups and checks and a drill of the invoices job", 90*time.Second, func() bool {
 		js := e.journal()
-		return count(js, "backup", "invoices", "ok") >= 3 && count(js, "check", "invoices", "ok") >= 3 && count(js, "forget", "", "ok") >= 1
+		return count(js, "backup", "invoices", "ok") >= 3 && count(js, "check", "invoices", "ok") >= 3 && count(js, "forget", "", "ok") >= 1 &&
+			count(js, "drill", "invoices", "ok") >= 1
 	})
+	for _, j := range e.journal() {
+		if j.Op == "drill" && j.By != "schedule" && !strings.HasPrefix(j.By, "schedule") {
+			t.Errorf("drill started by %q, want the schedule", j.By)
+		}
+	}
 
 	// SIGHUP with a corrupted config: refused, the old config stays.
 	if err := os.WriteFile(cfgPath, []byte("repository: [\njobs: {broken\n"), 0o600); err != nil {

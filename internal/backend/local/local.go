@@ -391,7 +391,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if !fi.Mode().IsRegular() {
 		return backend.FileInfo{}, fmt.Errorf("stat %v: %s is not a regular file (%v); remove or move it", h, name, fi.Mode().Type())
 	}
-	return backend.FileInfo{Name: fi.Name(), Size: fi.Size()}, nil
+	return backend.FileInfo{Name: fi.Name(), Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // List calls fn for every regular file of type t, including ".tmp-*"
@@ -462,7 +462,7 @@ func listDir(ctx context.Context, op, dir string, fn func(backend.FileInfo) erro
 			if ierr != nil {
 				return classify(op, filepath.Join(dir, e.Name()), ierr)
 			}
-			if err := fn(backend.FileInfo{Name: e.Name(), Size: info.Size()}); err != nil {
+			if err := fn(backend.FileInfo{Name: e.Name(), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 				return err
 			}
 		}

@@ -435,7 +435,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if h.Type == backend.ConfigFile {
 		name = "config"
 	}
-	return backend.FileInfo{Name: name, Size: oi.Size}, nil
+	return backend.FileInfo{Name: name, Size: oi.Size, ModTime: oi.LastModified}, nil
 }
 
 // List calls fn for every file of type t; minio-go pages through the
@@ -483,7 +483,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 		} else if strings.Contains(rel, "/") {
 			continue
 		}
-		if err := fn(backend.FileInfo{Name: path.Base(rel), Size: oi.Size}); err != nil {
+		if err := fn(backend.FileInfo{Name: path.Base(rel), Size: oi.Size, ModTime: oi.LastModified}); err != nil {
 			drain()
 			return err
 		}

@@ -825,7 +825,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if h.Type == backend.ConfigFile {
 		name = "config"
 	}
-	return backend.FileInfo{Name: name, Size: fi.Size()}, nil
+	return backend.FileInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // List calls fn for every regular file of type t, including ".tmp-*"
@@ -943,7 +943,7 @@ func (b *Backend) listDir(ctx context.Context, c *conn, op, dir string, fn func(
 		if !e.Mode().IsRegular() {
 			continue
 		}
-		if err := fn(backend.FileInfo{Name: e.Name(), Size: e.Size()}); err != nil {
+		if err := fn(backend.FileInfo{Name: e.Name(), Size: e.Size(), ModTime: e.ModTime()}); err != nil {
 			return err
 		}
 	}

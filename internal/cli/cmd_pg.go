@@ -241,7 +241,7 @@ func loadWindow(ctx context.Context, g *Globals, r *repo.Repository, binDir stri
 	if err != nil {
 		return nil, nil, err
 	}
-	st.RefineStops(ctx, bases)
+	pg.RefineStops(ctx, st, bases)
 	w := pg.ComputeWindow(bases, names)
 	if err := w.FillEndTimes(ctx, st, binDir); err != nil {
 		return nil, nil, fmt.Errorf("find the last transaction in the archived WAL: %w", err)

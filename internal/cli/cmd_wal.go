@@ -4,20 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/location"
-	"github.com/einvault/einvault/internal/replica"
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/einvault/einvault/internal/source/pg"
+	"github.com/einvault/einvault/internal/walarchive"
 	"github.com/spf13/cobra"
 )
 
@@ -31,16 +28,9 @@ func (g *Globals) openRepoWithKeyCache(ctx context.Context, cacheFile string) (*
 	if cacheFile == "" {
 		return g.OpenRepo(ctx)
 	}
-	st, err := os.Stat(cacheFile)
+	data, err := walarchive.ReadKeyCache(cacheFile)
 	if err != nil {
-		return nil, fmt.Errorf("key cache: %w (create it with 'einvault key cache --file %s')", err, cacheFile)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key cache %s is readable by other users (mode %04o): run 'chmod 600 %s'", cacheFile, st.Mode().Perm(), cacheFile)
-	}
-	data, err := os.ReadFile(cacheFile)
-	if err != nil {
-		return nil, fmt.Errorf("key cache: %w", err)
+		return nil, err
 	}
 	be, err := g.OpenBackend(ctx, false)
 	if err != nil {
@@ -73,20 +63,21 @@ Exit code 0 only once the file is durably stored.`,
 			start := time.Now()
 			path := args[0]
 			name := filepath.Base(path)
-			if !pg.ValidWALName(name) {
+			if !walarchive.ValidName(name) {
 				return usageError("%s is not a PostgreSQL WAL file name: archive_command must pass %%p", name)
 			}
-			content, err := pg.ReadWALFile(path)
+			content, release, err := walarchive.ReadFile(path)
 			if err != nil {
 				return err
 			}
-			relaxGC(len(content))
+			defer release()
+			walarchive.RelaxGC(len(content))
 			r, err := g.openRepoWithKeyCache(ctx, keyCache)
 			if err != nil {
 				return fmt.Errorf("wal-push %s: %w", name, err)
 			}
 			defer r.Close()
-			res, err := pushWALToCopies(ctx, g, r, name, content)
+			res, err := walarchive.PushToCopies(ctx, r, name, content, g.walCopies())
 			if err != nil {
 				return fmt.Errorf("wal-push %s: %w", name, err)
 			}
@@ -103,106 +94,15 @@ Exit code 0 only once the file is durably stored.`,
 	return cmd
 }
 
-// relaxGC turns the garbage collector off for a short-lived wal-push,
-// whose heap is a few times the segment and then exits: collecting it
-// cost a tenth of a push's CPU. A memory limit of 8x the segment (at
-// least 256 MiB) still bounds it; a GOMEMLIMIT the user set is kept.
-func relaxGC(segment int) {
-	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
-		debug.SetMemoryLimit(max(int64(segment)*8, 256<<20))
+// walCopies opens the copies of the repository with this process's
+// storage options and reports the ones that missed a WAL file on stderr.
+func (g *Globals) walCopies() walarchive.Copies {
+	return walarchive.Copies{
+		Open: func(ctx context.Context, loc string) (backend.Backend, error) {
+			return location.Open(ctx, loc, g.LocationOptions())
+		},
+		Warnf: g.Warnf,
 	}
-	debug.SetGCPercent(-1)
-}
-
-// pushWALToCopies archives a WAL file into the repository and into every
-// copy of its copy list. It succeeds when at least one place stored it
-// (the others are reported loudly: they miss the file); when none could,
-// it fails, so PostgreSQL keeps the segment and retries. A conflicting
-// file (same name, other content) anywhere is an error.
-func pushWALToCopies(ctx context.Context, g *Globals, r *repo.Repository, name string, content []byte) (pg.PushResult, error) {
-	st := pg.NewWALStore(r)
-	res, primaryErr := st.Push(ctx, name, content)
-	if errors.Is(primaryErr, pg.ErrWALConflict) {
-		return res, primaryErr
-	}
-	list, _, err := r.LoadCopies(ctx)
-	if err != nil {
-		g.Warnf("warning: wal-push %s: cannot read the copy list: %v; the file went only to %s\n", name, err, r.Backend().Location())
-		return res, primaryErr
-	}
-	stored := primaryErr == nil
-	var sealed []byte // sealed once for all copies
-	primary := replica.NormalizeLocation(r.Backend().Location())
-	var failures []string
-	if primaryErr != nil {
-		failures = append(failures, fmt.Sprintf("%s: %v", r.Backend().Location(), primaryErr))
-	}
-	for _, c := range list.Sorted() {
-		if replica.NormalizeLocation(c.Location) == primary {
-			continue
-		}
-		be, err := location.Open(ctx, c.Location, g.LocationOptions())
-		if err == nil && sealed == nil {
-			sealed, err = r.SealWAL(name, content)
-			if err != nil {
-				_ = be.Close()
-			}
-		}
-		if err == nil {
-			var cres pg.PushResult
-			cres, err = st.PushTo(ctx, be, name, content, sealed)
-			_ = be.Close()
-			if errors.Is(err, pg.ErrWALConflict) {
-				return cres, fmt.Errorf("copy %q: %w", c.Name, err)
-			}
-			if err == nil && !stored {
-				res, stored = cres, true
-			}
-		}
-		if err != nil {
-			failures = append(failures, fmt.Sprintf("copy %q: %v", c.Name, err))
-		}
-	}
-	if !stored {
-		return res, fmt.Errorf("no copy could store it (PostgreSQL keeps the segment and retries): %s", strings.Join(failures, "; "))
-	}
-	for _, f := range failures {
-		g.Warnf("WARNING: wal-push %s was NOT stored in %s; the other copies have it\n", name, f)
-	}
-	return res, nil
-}
-
-// fetchWALFromCopies reads a WAL file from the repository, or, when it
-// is missing or unreadable there, from the copies in their read order.
-func fetchWALFromCopies(ctx context.Context, g *Globals, r *repo.Repository, name string) ([]byte, error) {
-	st := pg.NewWALStore(r)
-	data, firstErr := st.Fetch(ctx, name)
-	if firstErr == nil {
-		return data, nil
-	}
-	list, _, err := r.LoadCopies(ctx)
-	if err != nil {
-		return nil, firstErr
-	}
-	primary := replica.NormalizeLocation(r.Backend().Location())
-	for _, c := range list.Sorted() {
-		if replica.NormalizeLocation(c.Location) == primary {
-			continue
-		}
-		be, err := location.Open(ctx, c.Location, g.LocationOptions())
-		if err != nil {
-			continue
-		}
-		data, err := st.FetchFrom(ctx, be, name)
-		_ = be.Close()
-		if err == nil {
-			if !errors.Is(firstErr, pg.ErrWALMissing) {
-				g.Warnf("warning: wal-fetch %s: %v; served by copy %q\n", name, firstErr, c.Name)
-			}
-			return data, nil
-		}
-	}
-	return nil, firstErr
 }
 
 func newWALFetchCmd(g *Globals) *cobra.Command {
@@ -223,14 +123,14 @@ end of the archived WAL.`,
 				return fmt.Errorf("wal-fetch %s: %w", args[0], err)
 			}
 			defer r.Close()
-			data, err := fetchWALFromCopies(ctx, g, r, args[0])
+			data, err := walarchive.FetchFromCopies(ctx, r, args[0], g.walCopies())
 			if err != nil {
-				if errors.Is(err, pg.ErrWALMissing) {
+				if errors.Is(err, walarchive.ErrMissing) {
 					return WithExit(ExitError, err)
 				}
 				return fmt.Errorf("wal-fetch %s: %w", args[0], err)
 			}
-			return pg.WriteFileAtomic(args[1], args[0], data)
+			return walarchive.WriteFileAtomic(args[1], args[0], data)
 		},
 	}
 	cmd.Flags().StringVar(&keyCache, "key-cache", "", "key cache file (default $EINVAULT_KEY_CACHE; without one the password is used)")

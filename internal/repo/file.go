@@ -19,7 +19,8 @@ import (
 const (
 	fileMagic      = "EVF1"
 	fileHeaderSize = 4 + 1 + 1 + 4 + crypto.SaltSize
-	flagCompressed = 1
+	flagCompressed = 1 // payload is zstd-compressed
+	flagS2         = 2 // payload is in the S2 stream format (WAL files only, wal.go)
 )
 
 // FileKind tells what a standalone sealed file holds.
@@ -98,7 +99,7 @@ func (r *Repository) openFile(kind FileKind, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: file holds a %v, expected a %v", ErrDamaged, FileKind(data[4]), kind)
 	}
 	flags := data[5]
-	if flags&^flagCompressed != 0 {
+	if flags&^flagCompressed != 0 && !(kind == KindWAL && flags == flagS2) {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrDamaged, flags)
 	}
 	epoch := binary.LittleEndian.Uint32(data[6:])
@@ -116,11 +117,14 @@ func (r *Repository) openFile(kind FileKind, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v file: %v", ErrDamaged, kind, err)
 	}
-	if flags&flagCompressed != 0 {
+	switch {
+	case flags&flagCompressed != 0:
 		plain, err = r.decoder().DecodeAll(plain, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v file: decompress: %v", ErrDamaged, kind, err)
-		}
+	case flags&flagS2 != 0:
+		plain, err = decodeS2(plain)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v file: decompress: %v", ErrDamaged, kind, err)
 	}
 	return plain, nil
 }

@@ -56,7 +56,7 @@ func BaseBackupFromSnapshot(s *repo.Snapshot) (BaseBackup, bool) {
 // upper bound: the server's position right after the backup) by the exact
 // one from the backup history file PostgreSQL archived with the backup
 // (<segment>.<offset>.backup), when it is there.
-func (s *WALStore) RefineStops(ctx context.Context, bases []BaseBackup) {
+func RefineStops(ctx context.Context, s *WALStore, bases []BaseBackup) {
 	for i := range bases {
 		b := &bases[i]
 		name := fmt.Sprintf("%s.%08X.backup", SegmentOf(b.Timeline, b.StartLSN), uint64(b.StartLSN)%SegmentSize)

@@ -76,3 +76,35 @@ func TestSealWALRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestSealWALFormat: new WAL files are S2-compressed (flagS2), and the S2
+// flag is accepted on WAL files only.
+func TestSealWALFormat(t *testing.T) {
+	r, _ := newTestRepo(t)
+	const name = "0000000100000000000000A2"
+	sealed, err := r.SealWAL(name, walLike())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed[4] != byte(KindWAL) || sealed[5] != flagS2 {
+		t.Fatalf("header kind %d flags %#x, want WAL file with flagS2", sealed[4], sealed[5])
+	}
+	if _, err := r.OpenWAL("0000000100000000000000A3", sealed); err == nil {
+		t.Fatal("WAL file opened under another name")
+	}
+	// An index file claiming S2 compression is refused before decryption.
+	idx, err := r.sealFile(KindIndex, []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx[5] = flagS2
+	if _, err := r.openFile(KindIndex, idx); err == nil {
+		t.Fatal("index file with flagS2 accepted")
+	}
+	// Tampering with the flag of a WAL file is detected (the header is
+	// authenticated).
+	sealed[5] = flagCompressed
+	if _, err := r.OpenWAL(name, sealed); err == nil {
+		t.Fatal("WAL file with an altered flag opened")
+	}
+}

@@ -18,8 +18,8 @@ FILES=${QUICKSTART_FILES:-2000}
 DIR=${QUICKSTART_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/einvault-quickstart.XXXXXX")}
 mkdir -p "$DIR"
 
-echo "==> installing einvault (go install ./cmd/einvault)"
-GOFLAGS=${GOFLAGS:--buildvcs=false} go install ./cmd/einvault
+echo "==> installing einvault and einvault-wal (go install ./cmd/einvault ./cmd/einvault-wal)"
+GOFLAGS=${GOFLAGS:--buildvcs=false} go install ./cmd/einvault ./cmd/einvault-wal
 BIN=$(go env GOBIN)
 [[ -n $BIN ]] || BIN=$(go env GOPATH)/bin
 EINVAULT=$BIN/einvault

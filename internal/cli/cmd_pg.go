@@ -78,6 +78,14 @@ Physical backups ('pg basebackup') plus WAL archiving ('wal-push' as
 archive_command) allow point-in-time recovery ('pg restore') anywhere in the
 window 'pg window' shows. See docs/DATABASES.md.
 
+For archive_command use the small einvault-wal binary installed beside
+einvault (same arguments and code as 'einvault wal-push', but it starts in
+a few milliseconds; PostgreSQL starts one process per WAL segment):
+
+  archive_command = 'einvault-wal -r /backup/repo wal-push --key-cache /var/lib/postgresql/.einvault-keys %p'
+
+'einvault -r ... wal-push ...' does the same, only slower to start.
+
 Passwords: give them in PGPASSWORD or ~/.pgpass (or, discouraged, in the
 connection string); they are passed to PostgreSQL programs in the
 environment and never stored in the repository.`,
@@ -453,6 +461,11 @@ func runPGRestore(ctx context.Context, g *Globals, o pgRestoreOptions) error {
 	if err != nil {
 		return err
 	}
+	// restore_command runs once per segment: the small einvault-wal
+	// beside this binary starts faster; the same wal-fetch otherwise.
+	if small := filepath.Join(filepath.Dir(self), "einvault-wal"); isExecutable(small) {
+		self = small
+	}
 	restoreCmd := strings.Join([]string{shellQuote(self), "-r", shellQuote(loc), "wal-fetch", "--key-cache", shellQuote(keyCache), "%f", "%p"}, " ")
 	rs := restorer.New(r, restorer.Options{})
 	snaps, err := r.Snapshots(ctx)
@@ -492,4 +505,10 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// isExecutable reports whether path is a regular file someone may execute.
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }

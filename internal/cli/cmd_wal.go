@@ -54,8 +54,11 @@ Idempotent: pushing a file that is already archived with the same content
 succeeds; the same name with different content fails loudly (two clusters
 archiving into one repository) and PostgreSQL keeps the file and retries.
 Exit code 0 only once the file is durably stored.`,
-		Example: `  # postgresql.conf
+		Example: `  # postgresql.conf: einvault-wal (installed beside einvault) is the same
+  # command in a small binary that starts in a few milliseconds
   archive_mode = on
+  archive_command = 'einvault-wal -r /backup/repo wal-push --key-cache /var/lib/postgresql/.einvault-keys %p'
+  # or, slower to start:
   archive_command = 'einvault -r /backup/repo wal-push --key-cache /var/lib/postgresql/.einvault-keys %p'`,
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -52,7 +52,7 @@ rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", n / (b - a) }
 SEGDIR=${BENCH_SEGDIR:-$WORK/segments}
 mkdir -p "$SEGDIR" && chown $SU: "$SEGDIR"
 have() { ls "$SEGDIR" | grep -cE '^[0-9A-F]{24}$' || true; }
-if [[ $(have) -lt $SEGS ]]; then
+if [[ $(have) -lt $SEGS || ! -f $SEGDIR/.pgdata/global/pg_control ]]; then
 	PORT=$((20000 + RANDOM % 20000))
 	as "$BIN/initdb" -D "$PGD" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
 	cat >>"$PGD/postgresql.conf" <<CONF
@@ -75,7 +75,13 @@ CONF
 		as "$BIN/pgbench" -h "$WORK" -p "$PORT" -U postgres -T 5 -c 4 bench >/dev/null 2>&1
 	done
 	as "$BIN/pg_ctl" -D "$PGD" -m fast stop >/dev/null
+	# pgBackRest reads the cluster's control file (system identifier and
+	# version) on every archive-push: keep it with the segments.
+	mkdir -p "$SEGDIR/.pgdata/global"
+	cp "$PGD/global/pg_control" "$SEGDIR/.pgdata/global/" && cp "$PGD/PG_VERSION" "$SEGDIR/.pgdata/"
+	chown -R $SU: "$SEGDIR/.pgdata" && chmod 700 "$SEGDIR/.pgdata"
 fi
+[[ -f $SEGDIR/.pgdata/global/pg_control ]] || die "$SEGDIR/.pgdata/global/pg_control missing: collect the segments with this script"
 mapfile -t FILES < <(ls "$SEGDIR" | grep -E '^[0-9A-F]{24}$' | sort | head -n "$SEGS")
 N=${#FILES[@]}
 log "$N segments in $SEGDIR ($(du -sh "$SEGDIR" | cut -f1))"
@@ -83,7 +89,6 @@ log "$N segments in $SEGDIR ($(du -sh "$SEGDIR" | cut -f1))"
 # --- pgBackRest ---------------------------------------------------------------------
 PBR=$WORK/pgbackrest
 mkdir -p "$PBR" && chown $SU: "$PBR"
-mkdir -p "$PGD" && chown $SU: "$PGD"
 pbconf() {
 	cat >"$PBR/pgbackrest.conf" <<CONF
 [global]
@@ -98,7 +103,7 @@ log-level-console=warn
 archive-check=n
 
 [bench]
-pg1-path=$PGD
+pg1-path=$SEGDIR/.pgdata
 CONF
 	chown $SU: "$PBR/pgbackrest.conf"
 }

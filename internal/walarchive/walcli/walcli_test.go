@@ -99,7 +99,7 @@ func (f *fixture) segment(t *testing.T, name string, seed byte) (string, []byte)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 16<<20)
+	b := make([]byte, 2<<20)
 	for i := range b {
 		b[i] = byte(i>>7) ^ seed
 	}

@@ -363,7 +363,7 @@ func setupDaemon(ctx context.Context, g *Globals, cfg *config.Config, log *slog.
 		return nil, nil, err
 	}
 	closers := []func(){func() { j.Close() }}
-	opts := daemon.Options{Logger: log, Journal: j, Runner: cliRunner{g: g, log: log}}
+	opts := daemon.Options{Logger: log, Journal: j, Runner: cliRunner{g: g, log: log}, WAL: walProber{g: g}}
 	if len(cfg.Notifications.Channels) > 0 {
 		path := filepath.Join(g.StateDirectory(cfg), "alerts.db")
 		disp, err := notify.Open(ctx, path, cfg.Notifications, notify.Options{Env: notify.Env{Getenv: g.Getenv}, Logger: log})
@@ -492,7 +492,16 @@ type daemonStatusJSON struct {
 	Daemon      *daemon.Status    `json:"daemon"`
 	Running     bool              `json:"running"`
 	Jobs        []daemon.JobState `json:"jobs"`
+	WAL         []walStatus       `json:"wal,omitempty"`
 	ConfigError []config.Problem  `json:"config_errors,omitempty"`
+}
+
+// walStatus is the freshness of the archived WAL in one place.
+type walStatus struct {
+	daemon.WALState
+	AgeSeconds    float64 `json:"age_seconds,omitempty"`
+	MaxAgeSeconds float64 `json:"max_age_seconds"`
+	Stale         bool    `json:"stale"`
 }
 
 func newDaemonStatusCmd(g *Globals) *cobra.Command {
@@ -541,6 +550,18 @@ func newDaemonStatusCmd(g *Globals) *cobra.Command {
 				}
 			}
 			out.Jobs = append(out.Jobs, jobs...)
+			wal, err := st.WAL(ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			for _, w := range wal {
+				ws := walStatus{WALState: w, MaxAgeSeconds: w.MaxAge.Seconds(), Stale: w.Stale(now)}
+				if a := w.Age(now); a >= 0 {
+					ws.AgeSeconds = a.Seconds()
+				}
+				out.WAL = append(out.WAL, ws)
+			}
 			var ce *config.Errors
 			if errors.As(cfgErr, &ce) {
 				out.ConfigError = ce.Problems
@@ -584,6 +605,28 @@ func printDaemonStatus(w io.Writer, out daemonStatusJSON, cfgErr error) {
 			result = "running"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, dash(j.Schedule), last, result, next, j.LastError)
+	}
+	tw.Flush()
+	if len(out.WAL) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "WAL ARCHIVE\tNEWEST\tAGE\tMAX AGE\tSTATE\tCHECKED")
+	for _, ws := range out.WAL {
+		age, state := "-", "ok"
+		if ws.AgeSeconds > 0 || !ws.Time.IsZero() {
+			age = formatDuration(ws.AgeSeconds)
+		}
+		switch {
+		case ws.Error != "":
+			state = "ERROR: " + ws.Error
+		case ws.Time.IsZero():
+			state = "STALE: nothing archived"
+		case ws.Stale:
+			state = "STALE"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ws.Name, dash(ws.Newest), age, ws.MaxAge, state, ws.Checked.Local().Format("2006-01-02 15:04:05"))
 	}
 	tw.Flush()
 }

@@ -111,6 +111,9 @@ type Options struct {
 	StopGrace time.Duration
 	// Tick is called about every minute while serving (alert escalation).
 	Tick func(ctx context.Context)
+	// WAL finds the newest archived WAL files for the WAL freshness
+	// check (nil: no check).
+	WAL WALProber
 }
 
 // Daemon runs jobs.

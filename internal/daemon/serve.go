@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/einvault/einvault/internal/journal"
@@ -110,6 +111,23 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 
 	tick := d.clock.NewTicker(time.Minute)
 	defer tick.Stop()
+	var walRunning atomic.Bool
+	var nextWAL time.Time
+	checkWAL := func() {
+		every := d.Config().Daemon.WALCheckDur
+		now := d.clock.Now()
+		if every <= 0 || now.Before(nextWAL) || !walRunning.CompareAndSwap(false, true) {
+			return
+		}
+		nextWAL = now.Add(every)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer walRunning.Store(false)
+			d.CheckWAL(runCtx)
+		}()
+	}
+	checkWAL()
 	for {
 		d.savePlan(ctx, plan)
 		var wake <-chan time.Time
@@ -168,6 +186,7 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 				}
 			}
 			d.CheckStale(ctx)
+			checkWAL()
 			if d.opts.Tick != nil {
 				d.opts.Tick(ctx)
 			}

@@ -429,9 +429,13 @@ own schedules.
 
 Each job: pre-flight (sources reachable, free space), backup of each
 source (with the pre-flight and sync of the repository's copies), a read
-of a sample of the packs (verify, default 10%), retries of transient
-failures with backoff, then the journal and notifications. Runs missed
-while the daemon was down are reported when it starts, and run once.
+of the packs the backup wrote (verify, default all within verify_budget,
+then a random sample), retries of transient failures with backoff, then
+the journal and notifications. Runs missed while the daemon was down are
+reported when it starts, and run once. Each job's drill schedule runs
+recovery drills ('einvault drill'); for continuous_wal classes the age of
+the newest archived WAL in the repository and each copy is checked every
+daemon.wal_check_interval against the class's wal_max_age.
 
 Signals: SIGTERM or SIGINT stops: running jobs get EINVAULT_STOP_GRACE
 (default 30s) to finish, then are cancelled; a cancelled backup leaves no

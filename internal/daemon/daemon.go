@@ -1,8 +1,9 @@
 // Package daemon runs the jobs of einvault.yaml on their schedules: it
 // limits how many run at once, holds them back during maintenance
 // windows, runs retention (forget) and prune on their own schedules,
-// retries transient failures with backoff, verifies a sample of what each
-// backup wrote, records every run in the journal, notifies, and keeps its
+// retries transient failures with backoff, verifies the packs each backup
+// wrote, runs recovery drills on their schedules, checks that archived WAL
+// stays fresh, records every run in the journal, notifies, and keeps its
 // state (jobs, last results, next runs) in the state database. A job
 // that cannot run is reported, never silently skipped; runs missed while
 // the daemon was down are reported when it starts. 'einvault run JOB'

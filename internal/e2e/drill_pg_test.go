@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/einvault/einvault/internal/testsvc"
+)
+
+// TestDrillPostgres drills a job of the invoice database against a real
+// PostgreSQL server: the dump is restored into a scratch database
+// <db>_drill_<timestamp>, verified and dropped; with the server down the
+// drill fails (exit 1) naming the unreachable server, never skipping the
+// database silently.
+func TestDrillPostgres(t *testing.T) {
+	p := testsvc.StartPostgres(t, testsvc.PGOptions{})
+	p.Exec(t, "postgres", "CREATE DATABASE einvoice")
+	p.Exec(t, "einvoice", `CREATE TABLE hoa_don (id serial PRIMARY KEY, so text NOT NULL, tong numeric NOT NULL);
+		INSERT INTO hoa_don (so, tong) SELECT 'HD' || g, g * 1000 FROM generate_series(1, 500) g`)
+	e := newRepo(t)
+	cfg := fmt.Sprintf("repository:\n  location: %s\nsources:\n  db: {database: %q}\njobs:\n  db-daily:\n    class: invoice-database\n    sources: [db]\n", e.repo, p.DSN("einvoice"))
+	path := filepath.Join(e.dir, "einvault.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.vars["EINVAULT_CONFIG"] = path
+	e.mustRun("run", "db-daily")
+
+	res := e.run("drill", "db-daily", "--json")
+	if res.code != exitOK {
+		t.Fatalf("drill of the database job: want exit 0\n%s", res)
+	}
+	d := parseDrill(t, res)
+	if d.Verdict != "pass" || d.TargetRTO != 7200 {
+		t.Fatalf("drill: %+v", d)
+	}
+	for _, want := range []string{"restore PostgreSQL snapshot", "einvoice_drill_", "drop scratch database", "no WAL archived"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("drill output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if left := p.QueryString(t, "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'einvoice_drill_%'"); left != "0" {
+		t.Errorf("%s scratch database(s) left behind", left)
+	}
+
+	p.Stop(t)
+	res = e.run("drill", "db-daily")
+	if res.code != exitError {
+		t.Fatalf("drill with the server down: want exit 1\n%s", res)
+	}
+	if !strings.Contains(res.stdout, "no PostgreSQL server reachable") || !strings.Contains(res.stdout, "ERROR") {
+		t.Fatalf("the unreachable server is not named clearly:\n%s", res)
+	}
+}

@@ -3,9 +3,11 @@ package repo
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"io"
 	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/einvault/einvault/internal/crypto"
 
@@ -17,9 +19,12 @@ import (
 // sealed payload so a segment cannot be passed off under another name.
 const walMagic = "EVWAL1"
 
-// walBlockSize is the S2 block size of sealed WAL files: a 16 MiB
-// segment is 16 blocks, compressed on all cores.
+// walBlockSize is the size of the S2 blocks of sealed WAL files: a 16
+// MiB segment is 16 blocks, compressed on all cores.
 const walBlockSize = 1 << 20
+
+// walMaxBlock bounds the decoded size of one block when reading.
+const walMaxBlock = 4 << 20
 
 // walMaxSize bounds the decoded size of a WAL file (PostgreSQL's largest
 // wal_segment_size is 1 GiB), so a damaged file cannot exhaust memory.
@@ -29,17 +34,18 @@ const walMaxSize = 1<<30 + 1<<16
 // encrypted, for storage as wal/<name>.
 //
 // It is built for one process per 16 MiB segment (PostgreSQL's
-// archive_command): the payload is compressed with S2 (flag flagS2; a
-// few times faster than zstd's fastest level, see docs/REPOSITORY.md) in
-// 1 MiB blocks on all cores, straight into the output buffer behind the
-// file header and nonce, and encrypted there in place. The content is
-// never copied and the output allocated once. Files sealed by earlier
-// versions (zstd, flagCompressed) still open.
+// archive_command): the payload is compressed with S2 (flag flagS2;
+// several times faster than zstd's fastest level, see docs/REPOSITORY.md)
+// as independent blocks on all cores, each straight into its place in the
+// output buffer behind the file header and nonce, then packed together
+// and encrypted in place. The content is never copied, the output is
+// allocated once, and only the bytes written are ever touched. Files
+// sealed by earlier versions (zstd, flagCompressed) still open.
 func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	if len(name) == 0 || len(name) > 255 {
 		return nil, fmt.Errorf("invalid WAL file name %q", name)
 	}
-	if len(content) > walMaxSize {
+	if len(content) > walMaxSize-len(walMagic)-2-len(name) {
 		return nil, fmt.Errorf("WAL file %s is %d bytes, more than the largest WAL segment (1 GiB)", name, len(content))
 	}
 	prefix := make([]byte, 0, len(walMagic)+2+len(name))
@@ -55,60 +61,101 @@ func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Room for the worst case (incompressible content): S2 adds a few
-	// bytes per block, the stream 8 bytes of chunk header and checksum
-	// per block. Untouched capacity costs no memory.
-	n := len(prefix) + len(content)
-	bound := s2.MaxEncodedLen(n) + 16*(n/walBlockSize+3) + 64
-	buf := make([]byte, fileHeaderSize, fileHeaderSize+crypto.NonceSize+bound+crypto.Overhead)
+	// The blocks: the prefix, then the content in walBlockSize pieces.
+	blocks := make([][]byte, 0, 2+len(content)/walBlockSize)
+	blocks = append(blocks, prefix)
+	for rest := content; len(rest) > 0; {
+		n := min(len(rest), walBlockSize)
+		blocks, rest = append(blocks, rest[:n]), rest[n:]
+	}
+	// Each block is compressed at its worst-case offset (4 bytes of
+	// length, then at most s2.MaxEncodedLen bytes), so workers need no
+	// coordination; untouched capacity costs no memory.
+	body := fileHeaderSize + crypto.NonceSize
+	offs := make([]int, len(blocks)+1)
+	offs[0] = body
+	for i, b := range blocks {
+		offs[i+1] = offs[i] + 4 + s2.MaxEncodedLen(len(b))
+	}
+	buf := make([]byte, offs[len(blocks)]+crypto.Overhead)
+	sizes := make([]int, len(blocks))
+	encode := func(i int) { sizes[i] = len(s2.Encode(buf[offs[i]+4:offs[i+1]], blocks[i])) }
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(blocks)) - 1 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(blocks); i = int(next.Add(1)) - 1 {
+				encode(i)
+			}
+		})
+	}
+	for i := int(next.Add(1)) - 1; i < len(blocks); i = int(next.Add(1)) - 1 {
+		encode(i)
+	}
+	wg.Wait()
+	// Pack the blocks behind each other: u32le compressed length, block.
+	w := body
+	for i, n := range sizes {
+		binary.LittleEndian.PutUint32(buf[w:], uint32(n))
+		copy(buf[w+4:], buf[offs[i]+4:offs[i]+4+n])
+		w += 4 + n
+	}
 	copy(buf, fileMagic)
 	buf[4] = byte(KindWAL)
 	buf[5] = flagS2
 	binary.LittleEndian.PutUint32(buf[6:], k.Epoch)
 	copy(buf[10:], salt[:])
-	body := fileHeaderSize + crypto.NonceSize
-	out := &appendWriter{b: buf[body:body]}
-	w := s2.NewWriter(out, s2.WriterBlockSize(walBlockSize), s2.WriterConcurrency(runtime.GOMAXPROCS(0)))
-	if _, err := w.Write(prefix); err != nil {
-		return nil, fmt.Errorf("compress WAL file %s: %w", name, err)
-	}
-	// EncodeBuffer compresses content in place, block by block, without
-	// copying it into the writer's buffers.
-	if err := w.EncodeBuffer(content); err != nil {
-		return nil, fmt.Errorf("compress WAL file %s: %w", name, err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("compress WAL file %s: %w", name, err)
-	}
-	// Seal writes the nonce behind the header and encrypts the compressed
-	// payload onto itself (exact overlap, allowed by cipher.AEAD; should
-	// it ever have outgrown buf, it lives elsewhere and Seal copies).
-	return s.Seal(buf[:fileHeaderSize], out.b, buf[:fileHeaderSize])
+	// Seal writes the nonce behind the header and encrypts the packed
+	// blocks onto themselves (exact overlap, allowed by cipher.AEAD).
+	return s.Seal(buf[:fileHeaderSize], buf[body:w], buf[:fileHeaderSize])
 }
 
-// appendWriter is an io.Writer appending to a slice.
-type appendWriter struct{ b []byte }
-
-func (a *appendWriter) Write(p []byte) (int, error) {
-	a.b = append(a.b, p...)
-	return len(p), nil
-}
-
-// decodeS2 decodes an S2 stream (the compressed payload of a WAL file
-// with flagS2), refusing more than walMaxSize bytes.
+// decodeS2 decodes the compressed payload of a WAL file with flagS2: a
+// sequence of u32le length + S2 block. The decoded size is computed from
+// the block headers first, bounded by walMaxSize, and allocated once.
 func decodeS2(data []byte) ([]byte, error) {
-	rd := s2.NewReader(bytes.NewReader(data), s2.ReaderMaxBlockSize(4<<20))
-	var out bytes.Buffer
-	// Most WAL compresses to a tenth or more; start near the final size.
-	out.Grow(min(len(data)*4, 16<<20+1<<10))
-	n, err := out.ReadFrom(io.LimitReader(rd, walMaxSize+1))
-	if err != nil {
-		return nil, err
+	total := 0
+	for rest := data; len(rest) > 0; {
+		blk, tail, err := nextS2Block(rest)
+		if err != nil {
+			return nil, err
+		}
+		n, err := s2.DecodedLen(blk)
+		if err != nil {
+			return nil, err
+		}
+		if n > walMaxBlock {
+			return nil, fmt.Errorf("block of %d bytes, more than %d", n, walMaxBlock)
+		}
+		if total += n; total > walMaxSize {
+			return nil, fmt.Errorf("decoded size exceeds %d bytes", walMaxSize)
+		}
+		rest = tail
 	}
-	if n > walMaxSize {
-		return nil, fmt.Errorf("decoded size exceeds %d bytes", walMaxSize)
+	out := make([]byte, total)
+	w := 0
+	for rest := data; len(rest) > 0; {
+		blk, tail, _ := nextS2Block(rest)
+		n, _ := s2.DecodedLen(blk)
+		if _, err := s2.Decode(out[w:w+n], blk); err != nil {
+			return nil, err
+		}
+		w += n
+		rest = tail
 	}
-	return out.Bytes(), nil
+	return out, nil
+}
+
+// nextS2Block splits the first length-prefixed block off data.
+func nextS2Block(data []byte) (blk, rest []byte, err error) {
+	if len(data) < 4 {
+		return nil, nil, errors.New("truncated block length")
+	}
+	n := binary.LittleEndian.Uint32(data)
+	if uint64(n) > uint64(len(data)-4) {
+		return nil, nil, fmt.Errorf("block of %d bytes, only %d left", n, len(data)-4)
+	}
+	return data[4 : 4+n], data[4+n:], nil
 }
 
 // OpenWAL authenticates and decodes a sealed WAL file that must hold the

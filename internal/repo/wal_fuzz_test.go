@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/klauspost/compress/s2"
@@ -12,14 +13,10 @@ import (
 // return an error or content, never panic or exceed walMaxSize, and a
 // valid stream it accepts must round-trip.
 func FuzzDecodeWALPayload(f *testing.F) {
-	var w bytes.Buffer
-	enc := s2.NewWriter(&w, s2.WriterBlockSize(walBlockSize))
-	_, _ = enc.Write([]byte(walMagic + "\x18\x00000000010000000000000001"))
-	_ = enc.EncodeBuffer(bytes.Repeat([]byte("wal record "), 1000))
-	_ = enc.Close()
-	f.Add(w.Bytes())
+	f.Add(packS2([]byte(walMagic+"\x18\x00000000010000000000000001"), bytes.Repeat([]byte("wal record "), 1000)))
+	f.Add(packS2([]byte(walMagic + "\x18\x00000000010000000000000001")))
 	f.Add([]byte{})
-	f.Add([]byte("\xff\x06\x00\x00S2sTwO"))
+	f.Add([]byte("\x05\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		plain, err := decodeS2(data)
 		if err != nil {
@@ -32,14 +29,20 @@ func FuzzDecodeWALPayload(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var again bytes.Buffer
-		enc := s2.NewWriter(&again)
-		_ = enc.EncodeBuffer(plain)
-		_ = enc.Close()
-		back, err := decodeS2(again.Bytes())
+		back, err := decodeS2(packS2(plain[:len(plain)-len(content)], content))
 		if err != nil || !bytes.Equal(back, plain) {
 			t.Fatalf("re-encoded payload does not round-trip: %v", err)
 		}
-		_ = content
 	})
+}
+
+// packS2 builds a flagS2 payload from blocks.
+func packS2(blocks ...[]byte) []byte {
+	var out []byte
+	for _, b := range blocks {
+		e := s2.Encode(nil, b)
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(e)))
+		out = append(out, e...)
+	}
+	return out
 }

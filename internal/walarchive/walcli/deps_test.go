@@ -20,6 +20,9 @@ func TestSmallDependencies(t *testing.T) {
 		"github.com/microsoft/go-mssqldb", "github.com/PlakarKorp/go-cdc-chunkers", "encoding/gob",
 		"github.com/einvault/einvault/internal/cli", "github.com/einvault/einvault/internal/source",
 		"github.com/einvault/einvault/internal/archiver", "github.com/einvault/einvault/internal/catalog",
+		// Remote storage is handed to the full einvault (handOff).
+		"github.com/einvault/einvault/internal/backend/location", "github.com/minio/minio-go", "github.com/pkg/sftp",
+		"golang.org/x/crypto/ssh", "net/http",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range forbidden {

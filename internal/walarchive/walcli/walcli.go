@@ -4,6 +4,12 @@
 // 'einvault wal-fetch' and accepts the same arguments, but imports no
 // command framework and none of einvault's other subsystems, so that a
 // process starts in a few milliseconds instead of tens.
+//
+// It reaches local storage (a path, a NAS mount) itself. The remote
+// backends (S3, SFTP, rclone) and their client libraries would triple its
+// size and start time, so when the repository or one of its copies is
+// remote it hands the whole call, unchanged, to the full einvault binary
+// (beside it, or in PATH), which runs the same walarchive code.
 package walcli
 
 import (
@@ -13,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -20,7 +27,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/backend"
-	"github.com/einvault/einvault/internal/backend/location"
+	"github.com/einvault/einvault/internal/backend/local"
 	"github.com/einvault/einvault/internal/crypto"
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/einvault/einvault/internal/walarchive"
@@ -78,6 +85,9 @@ type options struct {
 	args           []string
 	getenv         func(string) string
 	stdout, stderr io.Writer
+	// exec replaces the process by the full einvault (syscall.Exec);
+	// tests record the call instead.
+	exec func(bin string, argv []string) error
 }
 
 // codedError carries an exit code with an error.
@@ -106,9 +116,26 @@ func Run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return exitOK
 	}
 	o.getenv, o.stdout, o.stderr = getenv, stdout, stderr
+	o.exec = func(bin string, argv []string) error { return syscall.Exec(bin, argv, os.Environ()) }
+	return o.main()
+}
+
+// RunWithExec is Run with another way to hand a call to the full
+// einvault (for tests).
+func RunWithExec(args []string, stdout, stderr io.Writer, getenv func(string) string, execFn func(bin string, argv []string) error) int {
+	o, err := parse(args)
+	if err != nil || o.command == "help" {
+		return Run(args, stdout, stderr, getenv)
+	}
+	o.getenv, o.stdout, o.stderr, o.exec = getenv, stdout, stderr, execFn
+	return o.main()
+}
+
+func (o *options) main() int {
+	stderr := o.stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = o.run(ctx)
+	err := o.run(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -206,17 +233,88 @@ func (o *options) warnf(format string, args ...any) {
 	}
 }
 
+// copies opens the other copies of the repository; they are all local
+// (openRepo handed the call to einvault otherwise).
 func (o *options) copies() walarchive.Copies {
 	return walarchive.Copies{
 		Open: func(ctx context.Context, loc string) (backend.Backend, error) {
-			return location.Open(ctx, loc, o.locationOptions())
+			path, ok := localPath(loc)
+			if !ok {
+				return nil, fmt.Errorf("copy at %s is remote: einvault-wal only reaches local storage", loc)
+			}
+			return local.Open(ctx, path)
 		},
 		Warnf: o.warnf,
 	}
 }
 
-func (o *options) locationOptions() location.Options {
-	return location.Options{Getenv: o.getenv}
+// localPath returns the directory of a local repository location (a
+// path, or "local:PATH"); ok is false for the remote schemes of package
+// location ("s3:", "sftp:", "rclone:") and anything else with a scheme
+// this binary does not know ("name:" before any slash).
+func localPath(loc string) (string, bool) {
+	if p, ok := strings.CutPrefix(loc, "local:"); ok {
+		return p, p != ""
+	}
+	if i := strings.IndexByte(loc, ':'); i > 0 && !strings.ContainsAny(loc[:i], `/\\`) {
+		return "", false
+	}
+	return loc, loc != ""
+}
+
+// errRemote is returned by openRepo when the call must be handed to the
+// full einvault.
+var errRemote = errors.New("remote storage")
+
+// handOff replaces this process by the full einvault running the same
+// command (it reaches remote storage), found beside this binary or in
+// PATH.
+func (o *options) handOff(loc string) error {
+	bin := ""
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "einvault"); isExecutable(p) {
+			bin = p
+		}
+	}
+	if bin == "" {
+		p, err := exec.LookPath("einvault")
+		if err != nil {
+			return fmt.Errorf("%s is remote storage, which einvault-wal hands to einvault, but einvault is neither beside einvault-wal nor in PATH: install it, or use 'einvault %s' in the command", loc, o.command)
+		}
+		bin = p
+	}
+	argv := []string{"einvault", "-r", o.repoLocation()}
+	if o.quiet {
+		argv = append(argv, "-q")
+	}
+	if o.verbose {
+		argv = append(argv, "-v")
+	}
+	if o.json {
+		argv = append(argv, "--json")
+	}
+	argv = append(argv, o.command)
+	if o.keyCache != "" {
+		argv = append(argv, "--key-cache", o.keyCache)
+	}
+	argv = append(argv, "--")
+	argv = append(argv, o.args...)
+	if err := o.exec(bin, argv); err != nil {
+		return fmt.Errorf("run %s: %w", bin, err)
+	}
+	return nil
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
+}
+
+func (o *options) repoLocation() string {
+	if o.repo != "" {
+		return o.repo
+	}
+	return o.getenv("EINVAULT_REPO")
 }
 
 func (o *options) push(ctx context.Context) error {
@@ -233,6 +331,10 @@ func (o *options) push(ctx context.Context) error {
 	defer release()
 	walarchive.RelaxGC(len(content))
 	r, err := o.openRepo(ctx)
+	if errors.Is(err, errRemote) {
+		release()
+		return o.handOff(o.repoLocation())
+	}
 	if err != nil {
 		return fmt.Errorf("wal-push %s: %w", name, err)
 	}
@@ -253,6 +355,9 @@ func (o *options) push(ctx context.Context) error {
 func (o *options) fetch(ctx context.Context) error {
 	name, path := o.args[0], o.args[1]
 	r, err := o.openRepo(ctx)
+	if errors.Is(err, errRemote) {
+		return o.handOff(o.repoLocation())
+	}
 	if err != nil {
 		return fmt.Errorf("wal-fetch %s: %w", name, err)
 	}
@@ -268,14 +373,16 @@ func (o *options) fetch(ctx context.Context) error {
 }
 
 // openRepo opens the repository with the key cache, or with the
-// password when no key cache is given.
+// password when no key cache is given. It returns errRemote when the
+// repository or one of its copies is remote storage.
 func (o *options) openRepo(ctx context.Context) (*repo.Repository, error) {
-	loc := o.repo
-	if loc == "" {
-		loc = o.getenv("EINVAULT_REPO")
-	}
+	loc := o.repoLocation()
 	if loc == "" {
 		return nil, usageErr("no repository given: use -r/--repo REPO or set EINVAULT_REPO")
+	}
+	path, ok := localPath(loc)
+	if !ok {
+		return nil, errRemote
 	}
 	cacheFile := o.keyCache
 	if cacheFile == "" {
@@ -290,11 +397,8 @@ func (o *options) openRepo(ctx context.Context) (*repo.Repository, error) {
 	} else if pw, err = o.password(); err != nil {
 		return nil, err
 	}
-	be, err := location.Open(ctx, loc, o.locationOptions())
+	be, err := local.Open(ctx, path)
 	if err != nil {
-		if errors.Is(err, location.ErrUsage) {
-			return nil, usageErr("%v", err)
-		}
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil, &codedError{exitNoRepo, fmt.Errorf("%w at %s (create it with 'einvault init')", repo.ErrNoRepository, loc)}
 		}
@@ -320,6 +424,17 @@ func (o *options) openRepo(ctx context.Context) (*repo.Repository, error) {
 			return nil, &codedError{exitNoRepo, err}
 		}
 		return nil, err
+	}
+	// A remote copy needs the full einvault; checked before anything is
+	// written, so the call is handed over whole.
+	list, _, err := r.LoadCopies(ctx)
+	if err == nil {
+		for _, c := range list.Copies {
+			if _, ok := localPath(c.Location); !ok {
+				_ = r.Close()
+				return nil, errRemote
+			}
+		}
 	}
 	return r, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/einvault/einvault/internal/backend/local"
 	"github.com/einvault/einvault/internal/crypto"
+	"github.com/einvault/einvault/internal/replica"
 	"github.com/einvault/einvault/internal/repo"
 )
 
@@ -200,5 +201,101 @@ func TestErrors(t *testing.T) {
 	out, _, code := f.run("--help")
 	if code != 0 || !strings.Contains(out, "archive_command") {
 		t.Errorf("--help: exit %d: %q", code, out)
+	}
+}
+
+// TestHandOff: remote storage (the repository or a copy) is handed,
+// whole and before anything is written, to the full einvault.
+func TestHandOff(t *testing.T) {
+	f := newFixture(t)
+	seg, _ := f.segment(t, "000000010000000000000005", 3)
+	binDir := t.TempDir()
+	full := filepath.Join(binDir, "einvault")
+	if err := os.WriteFile(full, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", binDir)
+	type call struct {
+		bin  string
+		argv []string
+	}
+	var calls []call
+	run := func(args ...string) int {
+		var o, e bytes.Buffer
+		return RunWithExec(args, &o, &e, func(k string) string { return f.env[k] }, func(bin string, argv []string) error {
+			calls = append(calls, call{bin, argv})
+			return nil
+		})
+	}
+	if code := run("-r", "s3:http://127.0.0.1:9/bucket", "-q", "wal-push", "--key-cache", f.keys, seg); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	want := []string{"einvault", "-r", "s3:http://127.0.0.1:9/bucket", "-q", "wal-push", "--key-cache", f.keys, "--", seg}
+	if len(calls) != 1 || calls[0].bin != full || !slices.Equal(calls[0].argv, want) {
+		t.Fatalf("hand-off %+v, want %s %q", calls, full, want)
+	}
+	calls = nil
+	f.env["EINVAULT_REPO"] = "sftp:backup@nas:/srv/repo"
+	if code := run("wal-fetch", "000000010000000000000005", "/x/RECOVERYXLOG"); code != 0 || len(calls) != 1 ||
+		!slices.Equal(calls[0].argv, []string{"einvault", "-r", "sftp:backup@nas:/srv/repo", "wal-fetch", "--", "000000010000000000000005", "/x/RECOVERYXLOG"}) {
+		t.Fatalf("fetch hand-off: exit %d, %+v", code, calls)
+	}
+	delete(f.env, "EINVAULT_REPO")
+
+	// A local repository with a remote copy: handed off before the
+	// segment is stored anywhere.
+	calls = nil
+	ctx := context.Background()
+	be, err := local.Open(ctx, f.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, _ := os.ReadFile(f.keys)
+	r, err := repo.OpenWithKeyCache(ctx, be, kc, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := replica.List{Copies: []replica.Copy{
+		{Name: "main", Location: f.repo, Kind: replica.KindDisk},
+		{Name: "offsite", Location: "s3:https://s3.example.com/bucket", Kind: replica.KindS3, Order: 1},
+	}}
+	if _, err := r.SaveCopies(ctx, l, nil); err != nil {
+		t.Fatal(err)
+	}
+	if code := run("-r", f.repo, "wal-push", "--key-cache", f.keys, seg); code != 0 || len(calls) != 1 || calls[0].argv[2] != f.repo {
+		t.Fatalf("hand-off for a remote copy: exit %d, %+v", code, calls)
+	}
+	if _, err := os.Stat(filepath.Join(f.repo, "wal", "000000010000000000000005")); err == nil {
+		t.Fatal("segment stored before the hand-off")
+	}
+	// No einvault to hand to: a one-line error naming the way out.
+	t.Setenv("PATH", t.TempDir())
+	var o, e bytes.Buffer
+	code := RunWithExec([]string{"-r", "rclone:remote:repo", "wal-push", "--key-cache", f.keys, seg}, &o, &e, func(k string) string { return f.env[k] }, nil)
+	if code != 1 || !strings.Contains(e.String(), "einvault wal-push") {
+		t.Fatalf("no einvault: exit %d: %s", code, e.String())
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	for _, tc := range []struct {
+		loc, path string
+		ok        bool
+	}{
+		{"/backup/repo", "/backup/repo", true},
+		{"relative/repo", "relative/repo", true},
+		{"local:/backup/repo", "/backup/repo", true},
+		{"./odd:name", "./odd:name", true},
+		{"s3:http://minio:9000/b", "", false},
+		{"sftp:u@h:/p", "", false},
+		{"rclone:gdrive:repo", "", false},
+		{"azure:container", "", false},
+		{"local:", "", false},
+		{"", "", false},
+	} {
+		p, ok := localPath(tc.loc)
+		if p != tc.path || ok != tc.ok {
+			t.Errorf("localPath(%q) = %q, %v; want %q, %v", tc.loc, p, ok, tc.path, tc.ok)
+		}
 	}
 }

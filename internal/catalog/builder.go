@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,7 @@ type BuilderOptions struct {
 	Recognize Recognizer
 	// Parent is the parent snapshot's catalog: entries of files the
 	// backup did not read are carried over from it.
-	Parent *Catalog
+	Parent *Reader
 	Index  Locator
 	Store  Saver
 	// Workers is the number of parsing goroutines (default GOMAXPROCS);
@@ -77,19 +78,24 @@ type fileRef struct {
 // Builder collects a snapshot's catalog while the archiver runs. It
 // implements archiver.Observer: File copies the bytes of candidate files
 // into a bounded queue that Workers goroutines parse, so the backup's
-// own workers only pay for a copy.
+// own workers only pay for a copy. Entries are encoded and compressed in
+// blocks of BlockEntries as they arrive (format 2, see Writer), so memory
+// does not grow with the number of invoices beyond the compressed
+// catalog and the IDs of the blobs it refers to.
 type Builder struct {
 	opts BuilderOptions
 	jobs chan job
 	wg   sync.WaitGroup
 	once sync.Once
+	w    *Writer
 
 	mu       sync.Mutex
-	entries  [][]Entry // blocks of entryBlock: appending never copies what is there
+	block    []Entry // entries not yet encoded
 	rejected []Rejected
-	pdfs     map[string][]File // by file name stem
+	pdfs     []File
 	reused   map[string]fileRef
 	stats    BuildStats
+	err      error // first encoding error
 	parseNS  atomic.Int64
 	bufs     sync.Pool // copies of file bytes waiting for a parser
 	ctx      context.Context
@@ -104,7 +110,8 @@ func NewBuilder(ctx context.Context, opts BuilderOptions) *Builder {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Builder{opts: opts, ctx: ctx, jobs: make(chan job, 256), pdfs: map[string][]File{}, reused: map[string]fileRef{}}
+	w, err := NewWriter()
+	b := &Builder{opts: opts, ctx: ctx, jobs: make(chan job, 256), reused: map[string]fileRef{}, w: w, err: err}
 	for range opts.Workers {
 		b.wg.Add(1)
 		go func() {
@@ -146,10 +153,9 @@ func stem(p string) string {
 
 // File implements archiver.Observer.
 func (b *Builder) File(p string, node *repo.Node, data []byte, reused bool) {
-	if strings.HasSuffix(strings.ToLower(p), ".pdf") {
+	if isPDF(p) {
 		b.mu.Lock()
-		s := stem(p)
-		b.pdfs[s] = append(b.pdfs[s], File{Path: p, Size: node.Size, Blobs: blobRefs(node.Content)})
+		b.pdfs = append(b.pdfs, File{Path: p, Size: node.Size, Blobs: blobRefs(node.Content)})
 		b.mu.Unlock()
 	}
 	if reused {
@@ -214,17 +220,33 @@ func (b *Builder) parse(ctx context.Context, j job) {
 		return
 	}
 	for _, inv := range invs {
-		if n := len(b.entries); n == 0 || len(b.entries[n-1]) == cap(b.entries[n-1]) {
-			b.entries = append(b.entries, make([]Entry, 0, entryBlock))
-		}
-		last := &b.entries[len(b.entries)-1]
-		*last = append(*last, Entry{Invoice: inv, ContentID: cid,
-			File: File{Path: j.path, Size: j.size, Blobs: blobRefs(j.content)}})
+		b.addLocked(Entry{Invoice: inv, ContentID: cid, File: File{Path: j.path, Size: j.size, Blobs: blobRefs(j.content)}})
 	}
 }
 
-// entryBlock is the number of entries per block of Builder.entries.
-const entryBlock = 1024
+// addLocked queues an entry (b.mu held); a full block is encoded and
+// compressed by the calling goroutine with the lock released.
+func (b *Builder) addLocked(e Entry) {
+	if b.block == nil {
+		b.block = make([]Entry, 0, BlockEntries)
+	}
+	b.block = append(b.block, e)
+	b.stats.Invoices++
+	if len(b.block) < BlockEntries {
+		return
+	}
+	full := b.block
+	b.block = nil
+	if b.w == nil {
+		return // b.err says why
+	}
+	b.mu.Unlock()
+	err := b.w.AddBlock(full)
+	b.mu.Lock()
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
 
 func (b *Builder) putBuf(buf *[]byte) {
 	if cap(*buf) <= 1<<20 {
@@ -260,20 +282,12 @@ func sameBlobs(a []Blob, ids []repo.ID) bool {
 }
 
 // Finish implements archiver.Observer: it waits for the parsers, carries
-// entries of unchanged files over from the parent, attaches renderings,
-// records where every blob is stored and saves the catalog.
+// entries of unchanged files over from the parent, records where every
+// blob is stored and saves the catalog.
 func (b *Builder) Finish(ctx context.Context) (*repo.ID, error) {
-	b.Close()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	c, err := b.Catalog()
+	payload, err := b.Payload(ctx)
 	if err != nil {
 		return nil, err
-	}
-	payload, err := c.Encode()
-	if err != nil {
-		return nil, fmt.Errorf("encode catalog: %w", err)
 	}
 	id, err := b.opts.Store.SaveCatalog(ctx, payload)
 	if err != nil {
@@ -282,94 +296,69 @@ func (b *Builder) Finish(ctx context.Context) (*repo.ID, error) {
 	return &id, nil
 }
 
-// Catalog assembles the catalog (after Close).
-func (b *Builder) Catalog() (*Catalog, error) {
+// Payload stops the parsers and returns the encoded catalog.
+func (b *Builder) Payload(ctx context.Context) ([]byte, error) {
+	b.Close()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, blk := range b.entries {
-		n += len(blk)
+	if b.err != nil {
+		return nil, fmt.Errorf("encode catalog: %w", b.err)
 	}
 	if p := b.opts.Parent; p != nil && len(b.reused) > 0 {
-		n += len(p.Entries)
-	}
-	entries := make([]Entry, 0, n)
-	for _, blk := range b.entries {
-		entries = append(entries, blk...)
-	}
-	if p := b.opts.Parent; p != nil && len(b.reused) > 0 {
-		for _, e := range p.Entries {
+		err := p.Each(func(e *Entry) error {
 			ref, ok := b.reused[e.Path]
 			if !ok || !sameBlobs(e.Blobs, ref.content) {
-				continue
+				return nil
 			}
-			e.Reused = true
-			e.PDF = nil
-			e.Blobs = blobRefs(ref.content)
-			entries = append(entries, e)
+			ne := *e
+			ne.Reused, ne.PDF, ne.Blobs = true, nil, blobRefs(ref.content)
 			b.stats.Reused++
+			b.addLocked(ne)
+			return ctx.Err()
+		})
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err != nil {
+			// a damaged parent costs carried-over entries, never the backup
+			b.opts.Logger.Warn("parent catalog is damaged: some unchanged invoices are not carried over (run 'einvault check'; a --full backup catalogs everything)", "err", err)
 		}
 	}
-	c := &Catalog{Rejected: b.rejected}
-	packPos := map[repo.ID]int{}
-	locate := func(f *File) {
-		for i := range f.Blobs {
-			bl := &f.Blobs[i]
-			bl.Pack = -1
-			if b.opts.Index == nil {
-				continue
-			}
-			ie, ok := b.opts.Index.Lookup(bl.ID)
-			if !ok {
-				continue
-			}
-			pi := b.opts.Index.PackOf(ie)
-			pos, ok := packPos[pi.ID]
-			if !ok {
-				pos = len(c.Packs)
-				packPos[pi.ID] = pos
-				c.Packs = append(c.Packs, Pack{ID: pi.ID, Epoch: pi.Epoch, Salt: bytes.Clone(pi.Salt[:])})
-			}
-			bl.Pack, bl.Flags, bl.Offset, bl.Length = pos, ie.Flags, ie.Offset, ie.Length
-		}
+	if err := b.w.AddBlock(b.block); err != nil {
+		return nil, fmt.Errorf("encode catalog: %w", err)
 	}
-	for i := range entries {
-		e := &entries[i]
-		e.PDF = b.rendering(e.Path)
-		locate(&e.File)
-		if e.PDF != nil {
-			locate(e.PDF)
-		}
+	if b.err != nil {
+		return nil, fmt.Errorf("encode catalog: %w", b.err)
 	}
-	c.Entries = entries
-	c.Sort()
-	b.stats.Invoices = uint64(len(entries))
-	return c, nil
+	b.block = nil
+	rejected := b.rejected
+	if len(rejected) > 0 {
+		rejected = slices.Clone(rejected)
+		slices.SortFunc(rejected, func(a, c Rejected) int { return strings.Compare(a.Path, c.Path) })
+	}
+	payload, err := b.w.Finish(b.pdfs, rejected, IndexLocator(b.opts.Index))
+	if err != nil {
+		return nil, fmt.Errorf("encode catalog: %w", err)
+	}
+	return payload, nil
 }
 
-// rendering finds the PDF stored beside an invoice: same file name stem,
-// preferring the same directory, then the path sharing most of its
-// directories (invoices/2024/03/x.xml ↔ renderings/2024/03/x.pdf).
-func (b *Builder) rendering(p string) *File {
-	cands := b.pdfs[stem(p)]
-	if len(cands) == 0 || strings.HasSuffix(strings.ToLower(p), ".pdf") {
-		return nil
+// Catalog assembles the whole catalog in memory (after Close; tests and
+// small catalogs).
+func (b *Builder) Catalog(ctx context.Context) (*Catalog, error) {
+	payload, err := b.Payload(ctx)
+	if err != nil {
+		return nil, err
 	}
-	best, bestScore := -1, -1
-	dir := path.Dir(p)
-	for i, c := range cands {
-		score := commonSuffixDirs(dir, path.Dir(c.Path))
-		if path.Dir(c.Path) == dir {
-			score = 1 << 20
-		}
-		if score > bestScore {
-			best, bestScore = i, score
-		}
-	}
-	f := cands[best]
-	f.Blobs = append([]Blob(nil), f.Blobs...)
-	return &f
+	return Decode(payload)
 }
+
+func isPDF(p string) bool { return strings.HasSuffix(strings.ToLower(p), ".pdf") }
+
+func pathDir(p string) string { return path.Dir(p) }
 
 func commonSuffixDirs(a, b string) int {
 	as, bs := strings.Split(a, "/"), strings.Split(b, "/")

@@ -208,10 +208,26 @@ func (c *Cache) removeSnapshot(ctx context.Context, id int64) error {
 	return tx.Commit()
 }
 
-// LoadCatalog reads and decodes a snapshot's catalog.
-func LoadCatalog(ctx context.Context, src interface {
+// CatalogLoader reads catalog payloads from a repository.
+type CatalogLoader interface {
 	LoadCatalog(context.Context, repo.ID) ([]byte, error)
-}, s *repo.Snapshot) (*Catalog, error) {
+}
+
+// LoadCatalog reads and decodes a snapshot's whole catalog.
+func LoadCatalog(ctx context.Context, src CatalogLoader, s *repo.Snapshot) (*Catalog, error) {
+	r, err := LoadReader(ctx, src, s)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := r.Catalog()
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s of snapshot %s: %w: %w", s.Catalog.Short(), s.ID.Short(), repo.ErrDamaged, err)
+	}
+	return cat, nil
+}
+
+// LoadReader reads a snapshot's catalog for decoding block by block.
+func LoadReader(ctx context.Context, src CatalogLoader, s *repo.Snapshot) (*Reader, error) {
 	if s.Catalog == nil {
 		return nil, fmt.Errorf("snapshot %s: %w", s.ID.Short(), errNoCatalog)
 	}
@@ -219,11 +235,11 @@ func LoadCatalog(ctx context.Context, src interface {
 	if err != nil {
 		return nil, fmt.Errorf("catalog of snapshot %s: %w", s.ID.Short(), err)
 	}
-	cat, err := Decode(data)
+	r, err := OpenReader(data)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s of snapshot %s: %w: %w", s.Catalog.Short(), s.ID.Short(), repo.ErrDamaged, err)
 	}
-	return cat, nil
+	return r, nil
 }
 
 // IsNoCatalog reports whether err says a snapshot has no catalog.
@@ -260,10 +276,10 @@ func amountOf(s string) sql.NullFloat64 {
 func overall(e *Entry) string { return string(e.Invoice.SigStatus()) }
 
 func (c *Cache) addSnapshot(ctx context.Context, src Source, s *repo.Snapshot) (int, error) {
-	var cat *Catalog
+	var cat *Reader
 	if s.Catalog != nil {
 		var err error
-		if cat, err = LoadCatalog(ctx, src, s); err != nil {
+		if cat, err = LoadReader(ctx, src, s); err != nil {
 			return 0, err
 		}
 	}
@@ -298,8 +314,9 @@ func (c *Cache) addSnapshot(ctx context.Context, src Source, s *repo.Snapshot) (
 		return 0, err
 	}
 	defer occ.Close()
-	for i := range cat.Entries {
-		e := &cat.Entries[i]
+	packs := cat.Packs()
+	n := 0
+	err = cat.Each(func(e *Entry) error {
 		se := storedEntry{Entry: *e, Packs: map[int]Pack{}}
 		for _, f := range []*File{&e.File, e.PDF} {
 			if f == nil {
@@ -307,30 +324,35 @@ func (c *Cache) addSnapshot(ctx context.Context, src Source, s *repo.Snapshot) (
 			}
 			for _, b := range f.Blobs {
 				if b.Pack >= 0 {
-					se.Packs[b.Pack] = cat.Packs[b.Pack]
+					se.Packs[b.Pack] = packs[b.Pack]
 				}
 			}
 		}
 		data, err := json.Marshal(se)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		var doc int64
 		err = upsert.QueryRowContext(ctx, e.ContentID, e.Inner, e.Key(), e.SellerTaxCode, e.Form, e.Series, e.Number, numberOf(e.Number),
 			e.IssueDate, e.BuyerTaxCode, amountOf(e.Total), overall(e), string(e.Format), string(data)).Scan(&doc)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if _, err := occ.ExecContext(ctx, snapRow, doc, e.Path); err != nil {
-			return 0, err
+			return err
 		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("catalog %s of snapshot %s: %w", s.Catalog.Short(), s.ID.Short(), err)
 	}
-	for _, r := range cat.Rejected {
+	for _, r := range cat.Rejected() {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rejected(snap, path, content, reason) VALUES(?,?,?,?)`, snapRow, r.Path, r.ContentID, r.Reason); err != nil {
 			return 0, err
 		}
 	}
-	return len(cat.Entries), tx.Commit()
+	return n, tx.Commit()
 }
 
 // syncStatusFiles imports status-record files (catalogs/ files that no

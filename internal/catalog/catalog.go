@@ -7,24 +7,19 @@
 package catalog
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"path"
-	"runtime"
-	"sort"
+	"slices"
 	"strings"
-	"sync"
 
 	"github.com/einvault/einvault/internal/invoice"
 	"github.com/einvault/einvault/internal/repo"
 )
 
 // FormatVersion is the catalog encoding written by this package.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // magic opens every catalog payload; the byte after it is the version.
 const magic = "EVC1"
@@ -101,123 +96,44 @@ type header struct {
 	Rejected []Rejected `json:"rejected,omitempty"`
 }
 
-// Encode writes the catalog payload:
-//
-//	"EVC1" | version u8 | header JSON line | one JSON line per entry
-//
-// The repository seals and zstd-compresses it as a whole.
+// Encode writes the catalog as a format 2 payload (see Writer). Blob
+// locations come from the entries; renderings are stored once each and
+// attached again by file name stem when read.
 func (c *Catalog) Encode() ([]byte, error) {
-	return c.encode(runtime.GOMAXPROCS(0))
-}
-
-// encodeShard is the entry count below which Encode does not split the
-// work: goroutines cost more than they save on small catalogs.
-const encodeShard = 512
-
-// encode writes the payload with up to workers goroutines, each encoding
-// a contiguous run of entries into its own buffer; the runs are joined in
-// order, so the bytes do not depend on workers. The catalog is encoded
-// at the end of a backup, on its critical path.
-func (c *Catalog) encode(workers int) ([]byte, error) {
-	n := len(c.Entries)
-	shards := min(max(workers, 1), max(n/encodeShard, 1))
-	parts := make([][]byte, shards)
-	errs := make([]error, shards)
-	var wg sync.WaitGroup
-	for s := range shards {
-		lo, hi := s*n/shards, (s+1)*n/shards
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var b bytes.Buffer
-			b.Grow(1024 + 900*(hi-lo))
-			enc := json.NewEncoder(&b)
-			enc.SetEscapeHTML(false)
-			for i := lo; i < hi; i++ {
-				if err := enc.Encode(&c.Entries[i]); err != nil {
-					errs[s] = err
-					return
-				}
-			}
-			parts[s] = b.Bytes()
-		}()
-	}
-	var head bytes.Buffer
-	head.WriteString(magic)
-	head.WriteByte(FormatVersion)
-	enc := json.NewEncoder(&head)
-	enc.SetEscapeHTML(false)
-	herr := enc.Encode(header{Packs: c.Packs, Entries: n, Rejected: c.Rejected})
-	wg.Wait()
-	if err := errors.Join(append(errs, herr)...); err != nil {
+	w, err := NewWriter()
+	if err != nil {
 		return nil, err
 	}
-	size := head.Len()
-	for _, p := range parts {
-		size += len(p)
-	}
-	out := make([]byte, 0, size)
-	out = append(out, head.Bytes()...)
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out, nil
-}
-
-// Decode parses a catalog payload, checking every reference it holds.
-func Decode(data []byte) (*Catalog, error) {
-	if len(data) < len(magic)+1 || string(data[:len(magic)]) != magic {
-		return nil, fmt.Errorf("%w: bad magic", ErrDamaged)
-	}
-	if v := data[len(magic)]; v != FormatVersion {
-		return nil, fmt.Errorf("%w: version %d is not supported by this einvault (upgrade it)", ErrDamaged, v)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data[len(magic)+1:]))
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	line := func() ([]byte, error) {
-		if !sc.Scan() {
-			if err := sc.Err(); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+	locs := map[repo.ID]Location{}
+	var pdfs []File
+	seenPDF := map[string]bool{}
+	note := func(f *File) {
+		for _, b := range f.Blobs {
+			if b.Pack >= 0 && b.Pack < len(c.Packs) {
+				locs[b.ID] = Location{Pack: c.Packs[b.Pack], Flags: b.Flags, Offset: b.Offset, Length: b.Length}
 			}
-			return nil, io.ErrUnexpectedEOF
-		}
-		return sc.Bytes(), nil
-	}
-	hl, err := line()
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrDamaged, err)
-	}
-	var h header
-	if err := json.Unmarshal(hl, &h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrDamaged, err)
-	}
-	if h.Entries < 0 || h.Entries > maxEntries || len(h.Packs) > maxPacks {
-		return nil, fmt.Errorf("%w: header counts out of range", ErrDamaged)
-	}
-	for i, p := range h.Packs {
-		if len(p.Salt) != 16 {
-			return nil, fmt.Errorf("%w: pack %d: salt of %d bytes", ErrDamaged, i, len(p.Salt))
 		}
 	}
-	c := &Catalog{Packs: h.Packs, Rejected: h.Rejected, Entries: make([]Entry, 0, min(h.Entries, 1<<16))}
-	for i := 0; i < h.Entries; i++ {
-		l, err := line()
-		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d of %d: %v", ErrDamaged, i+1, h.Entries, err)
+	for lo := 0; lo < len(c.Entries); lo += BlockEntries {
+		blk := slices.Clone(c.Entries[lo:min(lo+BlockEntries, len(c.Entries))])
+		for i := range blk {
+			note(&blk[i].File)
+			if p := blk[i].PDF; p != nil {
+				note(p)
+				if !seenPDF[p.Path] {
+					seenPDF[p.Path] = true
+					pdfs = append(pdfs, *p)
+				}
+			}
 		}
-		var e Entry
-		if err := json.Unmarshal(l, &e); err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", ErrDamaged, i+1, err)
+		if err := w.AddBlock(blk); err != nil {
+			return nil, err
 		}
-		if err := c.check(&e); err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", ErrDamaged, i+1, err)
-		}
-		c.Entries = append(c.Entries, e)
 	}
-	if sc.Scan() {
-		return nil, fmt.Errorf("%w: data after the last entry", ErrDamaged)
-	}
-	return c, nil
+	return w.Finish(pdfs, c.Rejected, func(id repo.ID) (Location, bool) {
+		l, ok := locs[id]
+		return l, ok
+	})
 }
 
 func (c *Catalog) check(e *Entry) error {
@@ -235,8 +151,12 @@ func (c *Catalog) check(e *Entry) error {
 			}
 		}
 	}
-	if len(e.ContentID) != 64 {
-		return fmt.Errorf("content ID %q is not a SHA-256", e.ContentID)
+	return checkContentID(e.ContentID)
+}
+
+func checkContentID(id string) error {
+	if len(id) != 64 {
+		return fmt.Errorf("content ID %q is not a SHA-256", id)
 	}
 	return nil
 }
@@ -248,15 +168,11 @@ func ValidPath(p string) bool {
 
 // Sort orders entries by key, then path and member, so that catalogs of
 // the same files are identical.
-func (c *Catalog) Sort() {
-	sort.Slice(c.Entries, func(i, j int) bool {
-		a, b := &c.Entries[i], &c.Entries[j]
-		if ka, kb := a.Key(), b.Key(); ka != kb {
-			return ka < kb
-		}
-		if a.Path != b.Path {
-			return a.Path < b.Path
-		}
-		return a.Inner < b.Inner
+func (c *Catalog) Sort() { sortEntries(c.Entries) }
+
+func sortEntries(es []Entry) {
+	slices.SortFunc(es, func(a, b Entry) int {
+		return cmp.Or(cmp.Compare(a.SellerTaxCode, b.SellerTaxCode), cmp.Compare(a.Form, b.Form), cmp.Compare(a.Series, b.Series),
+			cmp.Compare(a.Number, b.Number), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Inner, b.Inner))
 	})
 }

@@ -67,10 +67,10 @@ func (e *testEnv) backup(dir string, parent *repo.Snapshot) (*repo.Snapshot, Bui
 	e.t.Helper()
 	ctx := context.Background()
 	e.clock = e.clock.Add(time.Hour)
-	var pcat *Catalog
+	var pcat *Reader
 	if parent != nil && parent.Catalog != nil {
 		var err error
-		if pcat, err = LoadCatalog(ctx, e.r, parent); err != nil {
+		if pcat, err = LoadReader(ctx, e.r, parent); err != nil {
 			e.t.Fatal(err)
 		}
 	}

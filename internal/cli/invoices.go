@@ -36,9 +36,9 @@ func recheckInvoices(ctx context.Context, name string, data []byte) ([]invoice.I
 // whose catalog cannot be read only costs the carried-over entries (a
 // warning says so); it never stops the backup.
 func newCatalogBuilder(ctx context.Context, g *Globals, r *repo.Repository, parent *repo.Snapshot) *catalog.Builder {
-	var pcat *catalog.Catalog
+	var pcat *catalog.Reader
 	if parent != nil && parent.Catalog != nil {
-		c, err := catalog.LoadCatalog(ctx, r, parent)
+		c, err := catalog.LoadReader(ctx, r, parent)
 		if err != nil {
 			g.Warnf("warning: %v: unchanged invoices are not carried over into this snapshot's catalog (run 'einvault check'; a --full backup catalogs everything)\n", err)
 		} else {

@@ -49,11 +49,7 @@ func recognize(ctx context.Context, name string, data []byte, lim Limits, zipDep
 	if !rootNames[root] {
 		return nil, nil
 	}
-	doc, err := parseXML(ctx, data, lim)
-	if err != nil {
-		return nil, err
-	}
-	return extract(doc), nil
+	return withTree(ctx, data, lim, extract)
 }
 
 // extract dispatches on the document element.

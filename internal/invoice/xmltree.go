@@ -3,9 +3,9 @@ package invoice
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -13,7 +13,7 @@ import (
 // exactly what the extractors read (names, attributes, text).
 type node struct {
 	space, name string // namespace URI and local name
-	attrs       []xml.Attr
+	attrs       []attr
 	kids        []*node
 	// raw is the character data directly inside the element
 	// (whitespace-only runs dropped): a slice of the input while it is
@@ -21,6 +21,13 @@ type node struct {
 	// becomes a string only when an extractor reads it.
 	raw   []byte
 	owned bool
+}
+
+// attr is one attribute: its value stays a slice of the input (entities
+// resolved) until an extractor reads it.
+type attr struct {
+	prefix, local string
+	val           []byte
 }
 
 // child returns the first child element with the local name, or nil.
@@ -69,8 +76,8 @@ func (n *node) attr(name string) string {
 		return ""
 	}
 	for _, a := range n.attrs {
-		if a.Name.Local == name {
-			return a.Value
+		if a.local == name {
+			return string(a.val)
 		}
 	}
 	return ""
@@ -114,6 +121,31 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // more. It checks what matters for extraction (UTF-8, tag balance,
 // quoting, entities, namespaces); it is not a validating parser.
 func parseXML(ctx context.Context, data []byte, lim Limits) (*node, error) {
+	return parseXMLWith(ctx, &scanner{}, data, lim)
+}
+
+// scanners keeps scanners, with their node slabs, for withTree: parsing
+// an invoice then allocates almost nothing.
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+// withTree parses data with a pooled scanner and calls fn with the tree,
+// which is only valid during the call: fn must copy what it keeps (the
+// extractors copy every string they return).
+func withTree[T any](ctx context.Context, data []byte, lim Limits, fn func(*node) T) (T, error) {
+	p := scanners.Get().(*scanner)
+	defer func() {
+		p.recycle()
+		scanners.Put(p)
+	}()
+	doc, err := parseXMLWith(ctx, p, data, lim)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(doc), nil
+}
+
+func parseXMLWith(ctx context.Context, p *scanner, data []byte, lim Limits) (*node, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, rejected("XML document of %d bytes exceeds the %d-byte limit", len(data), lim.MaxBytes)
 	}
@@ -127,10 +159,43 @@ func parseXML(ctx context.Context, data []byte, lim Limits) (*node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// '<' count bounds the number of elements: one allocation of nodes
-	// for a typical invoice, blocks of at most 1024 for big documents.
-	p := scanner{data: data, lim: lim, block: min(bytes.Count(data, []byte("<"))/2+1, 1024)}
+	p.data, p.lim = data, lim
+	if cap(p.slab) == 0 {
+		// '<' count bounds the number of elements: one allocation of
+		// nodes for a typical invoice, blocks of at most 1024 for big
+		// documents.
+		p.block = min(bytes.Count(data, []byte("<"))/2+1, 1024)
+	}
 	return p.parse()
+}
+
+// recycle prepares a pooled scanner for the next document: the first
+// node slab is kept (grown to what this document needed, within reason)
+// and cleared, except for the attribute slices' storage.
+func (p *scanner) recycle() {
+	const keepNodes = 4096
+	used := p.used
+	if used <= cap(p.first) {
+		nodes := p.first[:used]
+		for i := range nodes {
+			nodes[i] = node{attrs: nodes[i].attrs[:0]}
+		}
+	} else if used <= keepNodes {
+		p.first = make([]node, 0, used+used/4)
+	} else {
+		p.first = nil
+	}
+	clear(p.kidFirst[:min(p.kids, cap(p.kidFirst))])
+	if p.kids > cap(p.kidFirst) && p.kids <= keepNodes {
+		p.kidFirst = make([]*node, 0, p.kids+p.kids/4)
+	}
+	clear(p.stack[:cap(p.stack)])
+	clear(p.pending[:cap(p.pending)])
+	*p = scanner{
+		stack: p.stack[:0], qnames: p.qnames[:0], pending: p.pending[:0], marks: p.marks[:0],
+		ns: p.ns[:0], nsMarks: p.nsMarks[:0],
+		first: p.first[:0], slab: p.first[:0], block: 64, kidFirst: p.kidFirst[:0], kidArena: p.kidFirst[:0],
+	}
 }
 
 // scanner is the state of one parseXML call.
@@ -148,6 +213,11 @@ type scanner struct {
 	ns       []nsBinding
 	nsMarks  []int
 	elements int
+	// pooled scanners (withTree) reuse their first slabs
+	first    []node
+	kidFirst []*node
+	used     int // nodes handed out
+	kids     int // kid pointers handed out
 }
 
 type nsBinding struct{ prefix, uri string }
@@ -390,8 +460,10 @@ func (p *scanner) skipContent(qname []byte) error {
 func (p *scanner) newNode() *node {
 	if len(p.slab) == cap(p.slab) {
 		p.slab = make([]node, 0, p.block)
+		p.block = min(2*p.block, 1024)
 	}
 	p.slab = p.slab[:len(p.slab)+1]
+	p.used++
 	return &p.slab[len(p.slab)-1]
 }
 
@@ -497,21 +569,23 @@ func (p *scanner) startTag() (*node, error) {
 		if bytes.IndexByte(raw, '<') >= 0 {
 			return nil, p.malformed("< in attribute value")
 		}
-		val := string(raw)
+		val := raw
 		if bytes.IndexByte(raw, '&') >= 0 {
-			if val, err = p.unescape(raw); err != nil {
+			u, err := p.unescape(raw)
+			if err != nil {
 				return nil, err
 			}
+			val = []byte(u)
 		}
 		p.pos += end + 1
 		prefix, local := splitQName(an)
 		switch {
 		case an == "xmlns":
-			p.ns = append(p.ns, nsBinding{"", val})
+			p.ns = append(p.ns, nsBinding{"", p.uri(val)})
 		case prefix == "xmlns":
-			p.ns = append(p.ns, nsBinding{local, val})
+			p.ns = append(p.ns, nsBinding{local, p.uri(val)})
 		}
-		n.attrs = append(n.attrs, xml.Attr{Name: xml.Name{Space: prefix, Local: local}, Value: val})
+		n.attrs = append(n.attrs, attr{prefix: prefix, local: local, val: val})
 	}
 	prefix, local := splitQName(qname)
 	n.name = local
@@ -563,6 +637,7 @@ func (p *scanner) endTag() error {
 			p.kidArena = make([]*node, 0, max(k, p.block))
 		}
 		start := len(p.kidArena)
+		p.kids += k
 		p.kidArena = append(p.kidArena, p.pending[mark:]...)
 		top.kids = p.kidArena[start:len(p.kidArena):len(p.kidArena)]
 		p.pending = p.pending[:mark]
@@ -572,6 +647,30 @@ func (p *scanner) endTag() error {
 	p.ns = p.ns[:p.nsMarks[len(p.nsMarks)-1]]
 	p.nsMarks = p.nsMarks[:len(p.nsMarks)-1]
 	return nil
+}
+
+// knownURIs are the namespaces of the formats read here, not allocated
+// again for every declaration.
+var knownURIs = func() map[string]string {
+	m := map[string]string{}
+	for _, u := range strings.Fields(`http://www.w3.org/2000/09/xmldsig# http://www.w3.org/2001/XMLSchema-instance
+		http://www.w3.org/2001/XMLSchema urn:oasis:names:specification:ubl:schema:xsd:Invoice-2
+		urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2
+		urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2
+		urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2
+		urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100
+		urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100
+		urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100 http://www.w3.org/2000/09/xmldsig#Object`) {
+		m[u] = u
+	}
+	return m
+}()
+
+func (p *scanner) uri(b []byte) string {
+	if u, ok := knownURIs[string(b)]; ok {
+		return u
+	}
+	return string(b)
 }
 
 // resolve maps a prefix to its namespace URI ("" prefix: the default

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -44,10 +43,6 @@ type BuilderOptions struct {
 	Parent *Reader
 	Index  Locator
 	Store  Saver
-	// Workers is the number of parsing goroutines (default GOMAXPROCS);
-	// when they fall behind, the archiver's file workers parse in their
-	// place instead of waiting.
-	Workers int
 	Logger  *slog.Logger
 }
 
@@ -62,31 +57,21 @@ type BuildStats struct {
 	Uncovered uint64        `json:"files_uncovered"`
 }
 
-type job struct {
-	buf     *[]byte
-	path    string
-	size    uint64
-	content []repo.ID
-	data    []byte
-}
-
 type fileRef struct {
 	size    uint64
 	content []repo.ID
 }
 
 // Builder collects a snapshot's catalog while the archiver runs. It
-// implements archiver.Observer: File copies the bytes of candidate files
-// into a bounded queue that Workers goroutines parse, so the backup's
-// own workers only pay for a copy. Entries are encoded and compressed in
+// implements archiver.Observer: File parses candidate files in the
+// archiver's file worker that read them (as many as the backup runs in
+// parallel), straight from the bytes the worker holds: no copy, no
+// queue. Entries are encoded and compressed in
 // blocks of BlockEntries as they arrive (format 2, see Writer), so memory
 // does not grow with the number of invoices beyond the compressed
 // catalog and the IDs of the blobs it refers to.
 type Builder struct {
 	opts BuilderOptions
-	jobs chan job
-	wg   sync.WaitGroup
-	once sync.Once
 	w    *Writer
 
 	mu       sync.Mutex
@@ -97,34 +82,17 @@ type Builder struct {
 	stats    BuildStats
 	err      error // first encoding error
 	parseNS  atomic.Int64
-	bufs     sync.Pool // copies of file bytes waiting for a parser
 	ctx      context.Context
+	closed   atomic.Bool
 }
 
-// NewBuilder starts a builder's parsing goroutines; Finish or Close stops
-// them.
+// NewBuilder prepares a builder; Finish saves the catalog.
 func NewBuilder(ctx context.Context, opts BuilderOptions) *Builder {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	w, err := NewWriter()
-	b := &Builder{opts: opts, ctx: ctx, jobs: make(chan job, 256), reused: map[string]fileRef{}, w: w, err: err}
-	for range opts.Workers {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			for j := range b.jobs {
-				if ctx.Err() == nil {
-					b.parse(ctx, j)
-				}
-				b.putBuf(j.buf)
-			}
-		}()
-	}
-	return b
+	return &Builder{opts: opts, ctx: ctx, reused: map[string]fileRef{}, w: w, err: err}
 }
 
 // Candidate reports whether data may hold an invoice judged by its first
@@ -173,19 +141,10 @@ func (b *Builder) File(p string, node *repo.Node, data []byte, reused bool) {
 		b.mu.Unlock()
 		return
 	}
-	buf, _ := b.bufs.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
+	if b.closed.Load() || b.ctx.Err() != nil {
+		return
 	}
-	*buf = append((*buf)[:0], data...)
-	j := job{path: p, size: node.Size, content: node.Content, data: *buf, buf: buf}
-	select {
-	case b.jobs <- j:
-	default:
-		// the parsers are behind: parse here rather than wait
-		b.parse(b.ctx, j)
-		b.putBuf(j.buf)
-	}
+	b.parse(b.ctx, p, node, data)
 }
 
 func blobRefs(ids []repo.ID) []Blob {
@@ -202,11 +161,11 @@ func ContentID(data []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func (b *Builder) parse(ctx context.Context, j job) {
+func (b *Builder) parse(ctx context.Context, p string, node *repo.Node, data []byte) {
 	start := time.Now()
-	invs, err := b.opts.Recognize(ctx, path.Base(j.path), j.data)
+	invs, err := b.opts.Recognize(ctx, path.Base(p), data)
 	b.parseNS.Add(int64(time.Since(start)))
-	cid := ContentID(j.data)
+	cid := ContentID(data)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stats.Offered++
@@ -215,12 +174,12 @@ func (b *Builder) parse(ctx context.Context, j job) {
 			return
 		}
 		b.stats.Rejected++
-		b.rejected = append(b.rejected, Rejected{Path: j.path, ContentID: cid, Reason: err.Error()})
-		b.opts.Logger.Debug("invoice parser refused a file", "path", j.path, "err", err)
+		b.rejected = append(b.rejected, Rejected{Path: p, ContentID: cid, Reason: err.Error()})
+		b.opts.Logger.Debug("invoice parser refused a file", "path", p, "err", err)
 		return
 	}
 	for _, inv := range invs {
-		b.addLocked(Entry{Invoice: inv, ContentID: cid, File: File{Path: j.path, Size: j.size, Blobs: blobRefs(j.content)}})
+		b.addLocked(Entry{Invoice: inv, ContentID: cid, File: File{Path: p, Size: node.Size, Blobs: blobRefs(node.Content)}})
 	}
 }
 
@@ -248,17 +207,9 @@ func (b *Builder) addLocked(e Entry) {
 	}
 }
 
-func (b *Builder) putBuf(buf *[]byte) {
-	if cap(*buf) <= 1<<20 {
-		b.bufs.Put(buf)
-	}
-}
-
-// Close stops the parsing goroutines (after a failed backup).
-func (b *Builder) Close() {
-	b.once.Do(func() { close(b.jobs) })
-	b.wg.Wait()
-}
+// Close makes File ignore further files (after a failed backup). The
+// archiver has returned by then, so no File call is running.
+func (b *Builder) Close() { b.closed.Store(true) }
 
 // Stats returns the counters; complete after Finish.
 func (b *Builder) Stats() BuildStats {
@@ -296,7 +247,7 @@ func (b *Builder) Finish(ctx context.Context) (*repo.ID, error) {
 	return &id, nil
 }
 
-// Payload stops the parsers and returns the encoded catalog.
+// Payload returns the encoded catalog (after the archiver's last File).
 func (b *Builder) Payload(ctx context.Context) ([]byte, error) {
 	b.Close()
 	if err := ctx.Err(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -93,6 +94,7 @@ func IndexLocator(ix Locator) LocateFunc {
 // refer to.
 type Writer struct {
 	zenc *zstd.Encoder
+	bufs chan []byte // encoding buffers, reused across blocks
 
 	mu      sync.Mutex
 	payload []byte
@@ -103,14 +105,16 @@ type Writer struct {
 
 // NewWriter starts a payload.
 func NewWriter() (*Writer, error) {
-	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	procs := runtime.GOMAXPROCS(0)
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(procs),
+		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
 	p := make([]byte, 0, 64<<10)
 	p = append(p, magic...)
 	p = append(p, 2)
-	return &Writer{zenc: zenc, payload: p}, nil
+	return &Writer{zenc: zenc, payload: p, bufs: make(chan []byte, procs)}, nil
 }
 
 // AddBlock encodes entries (at most BlockEntries; sorted in place by key)
@@ -125,24 +129,33 @@ func (w *Writer) AddBlock(entries []Entry) error {
 		return fmt.Errorf("catalog block of %d entries exceeds %d", len(entries), BlockEntries)
 	}
 	sortEntries(entries)
-	var buf bytes.Buffer
-	buf.Grow(700 * len(entries))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	var buf []byte
+	select {
+	case buf = <-w.bufs:
+	default:
+		buf = make([]byte, 0, 1024*len(entries))
+	}
+	defer func() {
+		select {
+		case w.bufs <- buf[:0]:
+		default:
+		}
+	}()
 	ids := make([]repo.ID, 0, len(entries))
+	var blobs []Blob
 	for i := range entries {
 		e := entries[i]
 		e.PDF = nil
-		e.Blobs = make([]Blob, len(entries[i].Blobs))
-		for j, b := range entries[i].Blobs {
-			e.Blobs[j] = Blob{ID: b.ID, Pack: -1}
+		blobs = blobs[:0]
+		for _, b := range entries[i].Blobs {
+			blobs = append(blobs, Blob{ID: b.ID, Pack: -1})
 			ids = append(ids, b.ID)
 		}
-		if err := enc.Encode(&e); err != nil {
-			return fmt.Errorf("encode catalog entry %s: %w", e.Path, err)
-		}
+		e.Blobs = blobs
+		buf = appendEntry(buf, &e)
+		buf = append(buf, '\n')
 	}
-	comp := w.zenc.EncodeAll(buf.Bytes(), make([]byte, 0, buf.Len()/4))
+	comp := w.zenc.EncodeAll(buf, make([]byte, 0, len(buf)/4))
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.blocks = append(w.blocks, section{Off: int64(len(w.payload)), Len: int64(len(comp)), N: len(entries)})

@@ -249,7 +249,27 @@ func (p *scanner) parse() (*node, error) {
 			continue
 		}
 		rest := d[p.pos:]
+		var next byte
+		if len(rest) > 1 {
+			next = rest[1]
+		}
 		switch {
+		case next != '?' && next != '!' && next != '/':
+			// the common case first: a start tag
+			if len(p.stack) == 0 && root != nil {
+				return nil, p.malformed("more than one root element")
+			}
+			n, err := p.startTag()
+			if err != nil {
+				return nil, err
+			}
+			if root == nil {
+				root = n
+			}
+		case next == '/':
+			if err := p.endTag(); err != nil {
+				return nil, err
+			}
 		case bytes.HasPrefix(rest, []byte("<?")):
 			end := bytes.Index(rest, []byte("?>"))
 			if end < 0 {
@@ -276,21 +296,6 @@ func (p *scanner) parse() (*node, error) {
 			p.pos += end + 3
 		case bytes.HasPrefix(rest, []byte("<!")):
 			return nil, rejected("XML with a DOCTYPE or other declaration (<!%s...) is not accepted in invoices", firstWord(rest[2:]))
-		case bytes.HasPrefix(rest, []byte("</")):
-			if err := p.endTag(); err != nil {
-				return nil, err
-			}
-		default:
-			if len(p.stack) == 0 && root != nil {
-				return nil, p.malformed("more than one root element")
-			}
-			n, err := p.startTag()
-			if err != nil {
-				return nil, err
-			}
-			if root == nil {
-				root = n
-			}
 		}
 	}
 	if root == nil {
@@ -479,15 +484,14 @@ func (p *scanner) name() (string, error) {
 	return string(b), nil
 }
 
+// nameStop are the bytes that end an XML name.
+var nameStop = [256]bool{' ': true, '\t': true, '\r': true, '\n': true, '/': true, '>': true, '=': true, '<': true, '"': true, '\'': true}
+
 // nameBytes reads an XML name at p.pos without allocating.
 func (p *scanner) nameBytes() ([]byte, error) {
 	d := p.data
 	start := p.pos
-	for p.pos < len(d) {
-		c := d[p.pos]
-		if isSpace(c) || c == '/' || c == '>' || c == '=' || c == '<' || c == '"' || c == '\'' {
-			break
-		}
+	for p.pos < len(d) && !nameStop[d[p.pos]] {
 		p.pos++
 	}
 	if p.pos == start {

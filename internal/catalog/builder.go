@@ -43,7 +43,7 @@ type BuilderOptions struct {
 	Parent *Reader
 	Index  Locator
 	Store  Saver
-	Logger  *slog.Logger
+	Logger *slog.Logger
 }
 
 // BuildStats says what building a catalog cost and found.

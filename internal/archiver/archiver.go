@@ -85,10 +85,12 @@ type Options struct {
 // DefaultObserveLimit is the default Options.ObserveLimit.
 const DefaultObserveLimit = 16 << 20
 
-// Observer watches the files a backup stores. File is called from several
-// goroutines at once and data is valid only during the call: an observer
-// copies what it keeps and does slow work in its own goroutines, so that
-// it does not hold up the backup.
+// Observer watches the files a backup stores. File is called from the
+// file workers, several at once, and data is valid only during the call:
+// an observer copies what it keeps. CPU work on data may run in the call
+// (the workers run in parallel and the bytes need no copy); anything
+// that waits (I/O, locks held long) belongs in its own goroutines, so
+// that it does not hold up the backup.
 type Observer interface {
 	// File reports one regular file once its content is known. data
 	// holds the file's bytes when the backup read it and it is at most

@@ -55,19 +55,26 @@ backup_once() {
 	sync
 	local t0 t1
 	t0=$(now)
-	"$EV" backup -q --no-progress "$@" "$CORPUS" >"$WORK/backup.log" 2>&1 || die "backup $* failed (see $WORK/backup.log)"
+	/usr/bin/time -f '%U %S' -o "$WORK/cpu" "$EV" backup -q --no-progress "$@" "$CORPUS" >"$WORK/backup.log" 2>&1 || die "backup $* failed (see $WORK/backup.log)"
 	t1=$(now)
-	secs "$t0" "$t1"
+	echo "$(secs "$t0" "$t1") $(awk '{print $1 + $2}' "$WORK/cpu")"
 }
+[[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 
-WITH=() WITHOUT=()
+# CPU seconds (user + system) are reported too: on a busy machine they
+# are the steadier measure of what the catalog adds.
+WITH=() WITHOUT=() CWITH=() CWITHOUT=()
 for ((i = 1; i <= RUNS; i++)); do
-	WITHOUT+=("$(backup_once --no-catalog)")
-	WITH+=("$(backup_once)")
-	log "run $i: with catalog ${WITH[-1]}s, --no-catalog ${WITHOUT[-1]}s"
+	read -r w c < <(backup_once --no-catalog)
+	WITHOUT+=("$w") CWITHOUT+=("$c")
+	read -r w c < <(backup_once)
+	WITH+=("$w") CWITH+=("$c")
+	log "run $i: with catalog ${WITH[-1]}s (${CWITH[-1]} CPU s), --no-catalog ${WITHOUT[-1]}s (${CWITHOUT[-1]} CPU s)"
 done
 MW=$(printf '%s\n' "${WITH[@]}" | median)
 MO=$(printf '%s\n' "${WITHOUT[@]}" | median)
+CW=$(printf '%s\n' "${CWITH[@]}" | median)
+CO=$(printf '%s\n' "${CWITHOUT[@]}" | median)
 
 # the last repository (with catalog) serves the look-ups
 export EINVAULT_REPO=$WORK/repo-run
@@ -100,6 +107,7 @@ echo "invoice catalog, $FILES invoices, median of $RUNS (machine load: $(cut -d'
 printf '  initial backup --no-catalog  %8.2f s\n' "$MO"
 printf '  initial backup with catalog  %8.2f s\n' "$MW"
 printf '  ratio with/without           %8.3f   (target <= 1.15)\n' "$(echo "$MW / $MO" | bc -l)"
+printf '  CPU s --no-catalog / catalog %8.2f / %.2f, ratio %.3f\n' "$CO" "$CW" "$(echo "$CW / $CO" | bc -l)"
 printf '  invoices verify latest       %8.2f s  (signature checks %.2f s, after the backup)\n' "$VS" "$(echo "${SIG:-0} / 1000000000" | bc -l)"
 printf '  invoices restore one         %8.3f s  (%s; target < 1 s)\n' "$RS" "$KEY"
 printf '  invoices find --seller       %8.3f s\n' "$FS"

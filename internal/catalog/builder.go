@@ -32,7 +32,9 @@ type Locator interface {
 
 // Saver stores a catalog payload in the repository.
 type Saver interface {
-	SaveCatalog(ctx context.Context, payload []byte) (repo.ID, error)
+	// SaveCatalogCompressed seals a payload without compressing it (a
+	// format 2 payload is compressed block by block).
+	SaveCatalogCompressed(ctx context.Context, payload []byte) (repo.ID, error)
 }
 
 // BuilderOptions configure a Builder.
@@ -240,7 +242,7 @@ func (b *Builder) Finish(ctx context.Context) (*repo.ID, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := b.opts.Store.SaveCatalog(ctx, payload)
+	id, err := b.opts.Store.SaveCatalogCompressed(ctx, payload)
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,9 @@ func DecodeStatus(data []byte) ([]StatusRecord, error) {
 
 // SaveStatus stores imported records in the repository (a kind-5 file in
 // catalogs/ that no snapshot names) and returns its ID.
-func SaveStatus(ctx context.Context, s Saver, recs []StatusRecord) (repo.ID, error) {
+func SaveStatus(ctx context.Context, s interface {
+	SaveCatalog(context.Context, []byte) (repo.ID, error)
+}, recs []StatusRecord) (repo.ID, error) {
 	payload, err := EncodeStatus(recs)
 	if err != nil {
 		return repo.ID{}, err

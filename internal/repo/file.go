@@ -80,14 +80,23 @@ func (r *Repository) sealFileWith(kind FileKind, payload []byte, zenc *zstd.Enco
 	if err != nil {
 		return nil, err
 	}
+	if zenc == nil { // stored as is: the payload compresses itself
+		hdr := make([]byte, fileHeaderSize, fileHeaderSize+len(payload)+crypto.Overhead)
+		r.fileHeader(hdr, kind, 0, k.Epoch, salt)
+		return s.Seal(hdr, payload, hdr[:fileHeaderSize])
+	}
 	hdr := make([]byte, fileHeaderSize, fileHeaderSize+len(payload)/2+crypto.Overhead+64)
-	copy(hdr, fileMagic)
-	hdr[4] = byte(kind)
-	hdr[5] = flagCompressed
-	binary.LittleEndian.PutUint32(hdr[6:], k.Epoch)
-	copy(hdr[10:], salt[:])
+	r.fileHeader(hdr, kind, flagCompressed, k.Epoch, salt)
 	comp := zenc.EncodeAll(payload, nil)
 	return s.Seal(hdr, comp, hdr[:fileHeaderSize])
+}
+
+func (r *Repository) fileHeader(hdr []byte, kind FileKind, flags byte, epoch uint32, salt [crypto.SaltSize]byte) {
+	copy(hdr, fileMagic)
+	hdr[4] = byte(kind)
+	hdr[5] = flags
+	binary.LittleEndian.PutUint32(hdr[6:], epoch)
+	copy(hdr[10:], salt[:])
 }
 
 // openFile authenticates and decodes a standalone file, checking its kind.

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,6 +109,21 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 func (r *Repository) SaveCatalog(ctx context.Context, payload []byte) (ID, error) {
 	id, err := r.saveFile(ctx, backend.CatalogFile, KindCatalog, payload)
 	if err != nil {
+		return ID{}, fmt.Errorf("save catalog: %w", err)
+	}
+	return id, nil
+}
+
+// SaveCatalogCompressed stores a catalog payload that is compressed
+// already (catalog format 2 is made of zstd blocks): sealed without a
+// second compression, which would cost CPU and a copy of the payload.
+func (r *Repository) SaveCatalogCompressed(ctx context.Context, payload []byte) (ID, error) {
+	data, err := r.sealFileWith(KindCatalog, payload, nil)
+	if err != nil {
+		return ID{}, fmt.Errorf("save catalog: %w", err)
+	}
+	id := Hash(data)
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.CatalogFile, Name: id.String()}, bytes.NewReader(data), int64(len(data))); err != nil {
 		return ID{}, fmt.Errorf("save catalog: %w", err)
 	}
 	return id, nil

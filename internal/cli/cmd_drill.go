@@ -13,9 +13,11 @@ import (
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/config"
 	"github.com/einvault/einvault/internal/drill"
+	"github.com/einvault/einvault/internal/notify"
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/einvault/einvault/internal/restorer"
 	"github.com/einvault/einvault/internal/source"
+	"github.com/einvault/einvault/internal/source/mysql"
 	"github.com/einvault/einvault/internal/source/pg"
 	"github.com/einvault/einvault/internal/source/sqlite"
 	"github.com/jackc/pgx/v5"
@@ -47,7 +49,8 @@ snapshot's invoice catalog.
 A PostgreSQL logical backup is restored into a scratch database on the
 job's server (or --db), named <db>_drill_<timestamp>, verified (tables, row
 counts, amcheck) as 'pg restore-dump' does, and dropped afterwards unless
---keep. When no server is reachable the drill fails with that step named:
+--keep; a MariaDB/MySQL backup likewise with the 'db restore' path (tables,
+row counts, CHECKSUM TABLE). When no server is reachable the drill fails with that step named:
 a database drill is never skipped silently. A SQLite backup is restored
 and checked in the scratch directory.
 
@@ -81,7 +84,7 @@ data differs from the backup), 1 the drill could not run (error).`,
 	f.StringVar(&o.snapshot, "snapshot", "", "drill this snapshot instead of the job's newest")
 	f.StringVar(&o.target, "target", "", "scratch directory to restore into (must be empty; default under the state directory)")
 	f.BoolVar(&o.keep, "keep", false, "keep the scratch directory and scratch database afterwards")
-	f.StringVar(&o.db, "db", "", "PostgreSQL server for a database drill, as pg://user@host:port/db (default: the job's source)")
+	f.StringVar(&o.db, "db", "", "database server for a database drill, as pg://user@host:port/db or mysql://user@host:port/db (default: the job's source)")
 	f.StringVar(&o.pgBin, "pg-bin", "", "directory of pg_restore (default: newest installed)")
 	return cmd
 }
@@ -122,6 +125,10 @@ func runDrillCmd(ctx context.Context, g *Globals, o drillOptions, job string) er
 			g.Printf("kept: %s\n", res.Target)
 		}
 		g.Printf("%s\n", res.Summary())
+	}
+	if res.Verdict != drill.Pass && !g.noJournal {
+		// By hand: alert like the daemon does (the daemon alerts itself).
+		notifyDrill(ctx, g, res)
 	}
 	switch res.Verdict {
 	case drill.Pass:
@@ -305,6 +312,9 @@ func drillSnapshot(ctx context.Context, g *Globals, d *drill.Drill, r *repo.Repo
 			d.Count(1, res.Bytes)
 			d.Step(verificationStep(name, res.Verification), began, true)
 			return
+		case mysql.IsEngine(meta.Engine):
+			drillMySQL(ctx, g, d, r, s, meta, o, cfg, job, stamp)
+			return
 		case meta.Engine != "command":
 			d.Step(drill.Step{Name: "restore " + meta.Engine + " snapshot " + s.ID.Short(), OK: false,
 				Detail: "drills of " + meta.Engine + " backups are not supported yet: restore it by hand with 'einvault db restore' into a scratch database"}, began, true)
@@ -447,4 +457,95 @@ func drillPostgres(ctx context.Context, g *Globals, d *drill.Drill, r *repo.Repo
 		return
 	}
 	d.Step(drill.Step{Name: "drop scratch database " + dbName, OK: true}, dropBegan, false)
+}
+
+// drillMySQL restores a MariaDB/MySQL backup into a scratch database on
+// the configured server, verifies it and drops it.
+func drillMySQL(ctx context.Context, g *Globals, d *drill.Drill, r *repo.Repository, s *repo.Snapshot, meta *source.Metadata, o drillOptions, cfg *config.Config, job *config.Job, stamp string) {
+	began := d.Now()
+	name := "restore " + meta.Engine + " snapshot " + s.ID.Short()
+	server := ""
+	if mysql.IsDSN(o.db) {
+		server = o.db
+	} else if job != nil && cfg != nil {
+		for _, sn := range job.Sources {
+			if src := cfg.Sources[sn]; src != nil && mysql.IsDSN(src.Database) {
+				server = src.Database
+				break
+			}
+		}
+	}
+	if server == "" {
+		d.Step(drill.Step{Name: name, OK: false, Detail: "no MariaDB/MySQL server to restore into: give --db mysql://user@host:port/db (the drill was not run)"}, began, true)
+		return
+	}
+	dsn, err := mysql.ParseDSN(server, false)
+	if err == nil {
+		err = dsn.FillCredentials(g.Getenv, "")
+	}
+	if err != nil {
+		d.Step(drill.Step{Name: name, OK: false, Detail: oneLine(err)}, began, true)
+		return
+	}
+	dbName := dsn.Database + "_drill_" + stamp
+	if len(dbName) > 64 {
+		dbName = dbName[len(dbName)-64:]
+	}
+	dsn.Database = dbName
+	admin, err := mysql.Open(ctx, dsn, "")
+	if err == nil {
+		err = admin.PingContext(ctx)
+	}
+	if err != nil {
+		if admin != nil {
+			admin.Close()
+		}
+		d.Step(drill.Step{Name: name, OK: false, Detail: fmt.Sprintf("no MariaDB/MySQL server reachable at %s: %s — the database restore was NOT tested", dsn.WithDatabase(""), oneLine(err))}, began, true)
+		return
+	}
+	defer admin.Close()
+	res, err := mysql.Restore(ctx, mysql.RestoreOptions{Meta: meta, Target: dsn, WriteStream: streamWriter(r, s)})
+	if err != nil {
+		d.Step(drill.Step{Name: name, OK: false, Detail: oneLine(err)}, began, true)
+	} else {
+		d.Step(verificationStep(name+" into "+dbName, res.Verification), began, true)
+		d.Count(int64(len(meta.Tables)), res.Bytes)
+	}
+	if o.keep {
+		return
+	}
+	dropBegan := d.Now()
+	if _, err := admin.ExecContext(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysql.QuoteIdent(dbName)); err != nil {
+		d.Step(drill.Step{Name: "drop scratch database " + dbName, OK: false, Detail: oneLine(err) + " (drop it by hand)"}, dropBegan, false)
+		return
+	}
+	d.Step(drill.Step{Name: "drop scratch database " + dbName, OK: true}, dropBegan, false)
+}
+
+// notifyDrill raises the alert of a drill that did not pass through the
+// configuration's notifications (nothing when none are configured).
+func notifyDrill(ctx context.Context, g *Globals, res drill.Result) {
+	cfg, err := g.LoadConfig(false)
+	if err != nil || cfg == nil || len(cfg.Notifications.Channels) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	disp, err := notify.Open(ctx, filepath.Join(g.StateDirectory(cfg), "alerts.db"), cfg.Notifications, notify.Options{Env: notify.Env{Getenv: g.Getenv}, Logger: g.Logger()})
+	if err != nil {
+		g.Warnf("warning: the drill's alert was not raised: %v\n", err)
+		return
+	}
+	defer disp.Close()
+	ev := notify.Event{Kind: notify.KindFailure, Severity: notify.SeverityCritical, Job: res.Job, Op: "drill", Time: res.End,
+		Message: "Recovery drill failed: " + res.Summary(), Fields: map[string]string{"verdict": res.Verdict, "rto": drill.Round(seconds(res.RTO)).String(), "rpo": drill.Round(seconds(res.RPO)).String()}}
+	if res.Verdict == drill.Fail {
+		ev.Kind, ev.Severity, ev.Message = notify.KindDegraded, notify.SeverityWarning, "Recovery drill missed its target: "+res.Summary()
+	}
+	if _, err := disp.Notify(ctx, ev); err != nil {
+		g.Warnf("warning: the drill's alert was not raised: %v\n", err)
+		return
+	}
+	if err := disp.Tick(ctx); err != nil {
+		g.Warnf("warning: the drill's alert is queued, not yet delivered: %v\n", err)
+	}
 }

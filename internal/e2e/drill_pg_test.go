@@ -55,3 +55,26 @@ func TestDrillPostgres(t *testing.T) {
 		t.Fatalf("the unreachable server is not named clearly:\n%s", res)
 	}
 }
+
+// TestDrillMariaDB drills a MariaDB job: restored into a scratch database
+// <db>_drill_<timestamp>, verified (row counts, CHECKSUM TABLE) and
+// dropped.
+func TestDrillMariaDB(t *testing.T) {
+	m := testsvc.StartMariaDB(t)
+	m.Exec(t, "CREATE DATABASE shop CHARACTER SET utf8mb4; CREATE TABLE shop.invoices (id INT PRIMARY KEY, n VARCHAR(10)); INSERT INTO shop.invoices VALUES (1,'a'),(2,'b'),(3,'c')")
+	e := newRepo(t)
+	cfg := fmt.Sprintf("repository:\n  location: %s\nsources:\n  db: {database: %q}\njobs:\n  shop-daily:\n    class: transactions\n    sources: [db]\n", e.repo, m.URL("shop"))
+	path := filepath.Join(e.dir, "einvault.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.vars["EINVAULT_CONFIG"] = path
+	e.mustRun("run", "shop-daily")
+	res := e.run("drill", "shop-daily")
+	if res.code != exitOK || !strings.Contains(res.stdout, "shop_drill_") || !strings.Contains(res.stdout, "drop scratch database") || !strings.Contains(res.stdout, "PASS") {
+		t.Fatalf("MariaDB drill: want exit 0 with the scratch database restored and dropped\n%s", res)
+	}
+	if left := m.QueryString(t, "", "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'shop_drill_%'"); left != "0" {
+		t.Errorf("%s scratch database(s) left behind", left)
+	}
+}

@@ -3,9 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -41,8 +45,25 @@ func TestDrill(t *testing.T) {
 	e := newRepo(t)
 	src := filepath.Join(e.dir, "invoices")
 	e.generate(src, 30)
+	var mu sync.Mutex
+	var alerts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		alerts = append(alerts, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := alerts
+		alerts = nil
+		return out
+	}
 	writeCfg := func(rto string) {
 		cfg := fmt.Sprintf("repository:\n  location: %s\nsources:\n  files: {paths: [%s]}\nclasses:\n  invoices: {rto: %s}\njobs:\n  inv:\n    class: invoices\n    sources: [files]\n", e.repo, src, rto)
+		cfg += "notifications:\n  channels:\n    - {name: hook, type: webhook, url: \"" + hook.URL + "/hook\"}\n  recipients:\n    - {name: ops, channel: hook}\n  rules:\n    - {name: all, levels: [[ops]]}\n"
 		p := filepath.Join(e.dir, "einvault.yaml")
 		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -67,6 +88,9 @@ func TestDrill(t *testing.T) {
 	if human.code != exitOK || !strings.Contains(human.stdout, "drill of inv: PASS") {
 		t.Fatalf("human output lacks the verdict line:\n%s", human)
 	}
+	if got := taken(); len(got) != 0 {
+		t.Fatalf("alerts for passed drills: %q", got)
+	}
 	js := e.mustRun("journal", "--json", "--op", "drill").stdout
 	if !strings.Contains(js, `"rto_seconds"`) || !strings.Contains(js, `"target_rto_seconds":3600`) || !strings.Contains(js, `"job":"inv"`) {
 		t.Errorf("journal lacks the drill's RTO/RPO:\n%s", js)
@@ -80,6 +104,9 @@ func TestDrill(t *testing.T) {
 	}
 	if d := parseDrill(t, res); d.Verdict != "fail" || !strings.Contains(strings.Join(d.Reasons, ";"), "RTO") {
 		t.Fatalf("impossible rto: %+v", d)
+	}
+	if got := taken(); len(got) != 1 || !strings.Contains(got[0], "drill") || !strings.Contains(got[0], "missed its target") {
+		t.Fatalf("want one alert for the missed target, got %q", got)
 	}
 
 	// Kept scratch directory.

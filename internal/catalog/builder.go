@@ -77,7 +77,8 @@ type Builder struct {
 	w    *Writer
 
 	mu       sync.Mutex
-	block    []Entry // entries not yet encoded
+	block    []Entry   // entries not yet encoded
+	spare    [][]Entry // encoded blocks' arrays, for reuse
 	rejected []Rejected
 	pdfs     []File
 	reused   map[string]fileRef
@@ -189,7 +190,11 @@ func (b *Builder) parse(ctx context.Context, p string, node *repo.Node, data []b
 // compressed by the calling goroutine with the lock released.
 func (b *Builder) addLocked(e Entry) {
 	if b.block == nil {
-		b.block = make([]Entry, 0, BlockEntries)
+		if n := len(b.spare); n > 0 {
+			b.block, b.spare = b.spare[n-1], b.spare[:n-1]
+		} else {
+			b.block = make([]Entry, 0, BlockEntries)
+		}
 	}
 	b.block = append(b.block, e)
 	b.stats.Invoices++
@@ -203,7 +208,9 @@ func (b *Builder) addLocked(e Entry) {
 	}
 	b.mu.Unlock()
 	err := b.w.AddBlock(full)
+	clear(full)
 	b.mu.Lock()
+	b.spare = append(b.spare, full[:0])
 	if err != nil && b.err == nil {
 		b.err = err
 	}

@@ -107,7 +107,7 @@ type Writer struct {
 func NewWriter() (*Writer, error) {
 	procs := runtime.GOMAXPROCS(0)
 	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(procs),
-		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
+		zstd.WithWindowSize(256<<10), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
@@ -141,27 +141,33 @@ func (w *Writer) AddBlock(entries []Entry) error {
 		default:
 		}
 	}()
-	ids := make([]repo.ID, 0, len(entries))
 	var blobs []Blob
+	w.mu.Lock()
+	for i := range entries {
+		for _, b := range entries[i].Blobs {
+			w.ids = append(w.ids, b.ID)
+		}
+	}
+	w.mu.Unlock()
 	for i := range entries {
 		e := entries[i]
 		e.PDF = nil
 		blobs = blobs[:0]
 		for _, b := range entries[i].Blobs {
 			blobs = append(blobs, Blob{ID: b.ID, Pack: -1})
-			ids = append(ids, b.ID)
 		}
 		e.Blobs = blobs
 		buf = appendEntry(buf, &e)
 		buf = append(buf, '\n')
 	}
-	comp := w.zenc.EncodeAll(buf, make([]byte, 0, len(buf)/4))
+	// compressed straight onto the payload (no copy): blocks are
+	// compressed one at a time, each in a few milliseconds
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.blocks = append(w.blocks, section{Off: int64(len(w.payload)), Len: int64(len(comp)), N: len(entries)})
-	w.payload = append(w.payload, comp...)
+	off := len(w.payload)
+	w.payload = w.zenc.EncodeAll(buf, w.payload)
+	w.blocks = append(w.blocks, section{Off: int64(off), Len: int64(len(w.payload) - off), N: len(entries)})
 	w.entries += len(entries)
-	w.ids = append(w.ids, ids...)
 	return nil
 }
 

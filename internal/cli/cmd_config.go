@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/einvault/einvault/internal/config"
 	"github.com/spf13/cobra"
@@ -26,6 +27,9 @@ type classJSON struct {
 	LegalMinimum string   `json:"legal_minimum"`
 	LegalBy      []string `json:"legal_by"`
 	Effective    string   `json:"effective_retention"`
+	RPO          string   `json:"rpo"`
+	RTO          string   `json:"rto"`
+	WALMaxAge    string   `json:"wal_max_age,omitempty"`
 }
 
 type jobJSON struct {
@@ -33,6 +37,8 @@ type jobJSON struct {
 	Class    string   `json:"class"`
 	Schedule string   `json:"schedule"`
 	Sources  []string `json:"sources"`
+	Verify   string   `json:"verify"`
+	Drill    string   `json:"drill,omitempty"`
 }
 
 type validateJSON struct {
@@ -89,11 +95,22 @@ Exit codes: 0 valid, 1 errors found (listed), 2 usage.`,
 			for _, name := range c.ClassNames() {
 				cl := c.Classes[name]
 				out.Classes = append(out.Classes, classJSON{Name: name, Schedule: cl.Spec.Describe(), Retention: cl.Policy.String(),
-					LegalMinimum: cl.Legal.String(), LegalBy: append([]string{}, cl.LegalBy...), Effective: cl.Effective().String()})
+					LegalMinimum: cl.Legal.String(), LegalBy: append([]string{}, cl.LegalBy...), Effective: cl.Effective().String(),
+					RPO: durOrOff(cl.RPODur), RTO: durOrOff(cl.RTODur)})
+				if cl.WALMaxAgeDur > 0 {
+					out.Classes[len(out.Classes)-1].WALMaxAge = cl.WALMaxAgeDur.String()
+				}
 			}
 			for _, name := range c.JobNames() {
 				j := c.Jobs[name]
-				out.Jobs = append(out.Jobs, jobJSON{Name: name, Class: j.Class, Schedule: j.Spec.Describe(), Sources: j.Sources})
+				jj := jobJSON{Name: name, Class: j.Class, Schedule: j.Spec.Describe(), Sources: j.Sources, Verify: j.Verify}
+				if j.Verify != "off" {
+					jj.Verify += " (max " + j.VerifyBudget + ")"
+				}
+				if j.DrillSpec.Kind != "" {
+					jj.Drill = j.DrillSpec.Describe()
+				}
+				out.Jobs = append(out.Jobs, jj)
 			}
 			if g.JSON {
 				return g.PrintJSON(out)
@@ -122,18 +139,22 @@ func printValid(g *Globals, c *config.Config, out validateJSON) {
 		return
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLASS\tSCHEDULE\tRETENTION\tLEGAL MINIMUM\tEFFECTIVE")
+	fmt.Fprintln(tw, "CLASS\tSCHEDULE\tRETENTION\tLEGAL MINIMUM\tEFFECTIVE\tRPO\tRTO")
 	for _, cl := range out.Classes {
 		legal := "-"
 		if cl.LegalMinimum != "0" {
 			legal = cl.LegalMinimum + " (" + strings.Join(cl.LegalBy, ", ") + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cl.Name, cl.Schedule, cl.Retention, legal, cl.Effective)
+		rpo := cl.RPO
+		if cl.WALMaxAge != "" {
+			rpo += " (WAL " + cl.WALMaxAge + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name, cl.Schedule, cl.Retention, legal, cl.Effective, rpo, cl.RTO)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "JOB\tCLASS\tSCHEDULE\tSOURCES")
+	fmt.Fprintln(tw, "JOB\tCLASS\tSCHEDULE\tSOURCES\tVERIFY\tDRILL")
 	for _, j := range out.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Name, j.Class, j.Schedule, strings.Join(j.Sources, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.Class, j.Schedule, strings.Join(j.Sources, ", "), j.Verify, dash(j.Drill))
 	}
 	tw.Flush()
 	if len(c.Maintenance) > 0 {
@@ -147,4 +168,11 @@ func printValid(g *Globals, c *config.Config, out validateJSON) {
 		}
 	}
 	g.Printf("\nretention (forget) %s, prune %s, %d job(s) at once\n", c.Daemon.RetentionSpec.Describe(), c.Daemon.PruneSpec.Describe(), c.Daemon.Concurrency)
+}
+
+func durOrOff(d time.Duration) string {
+	if d <= 0 {
+		return "off"
+	}
+	return d.String()
 }

@@ -466,7 +466,27 @@ func runPGRestore(ctx context.Context, g *Globals, o pgRestoreOptions) error {
 	if small := filepath.Join(filepath.Dir(self), "einvault-wal"); isExecutable(small) {
 		self = small
 	}
-	restoreCmd := strings.Join([]string{shellQuote(self), "-r", shellQuote(loc), "wal-fetch", "--key-cache", shellQuote(keyCache), "%f", "%p"}, " ")
+	// WAL is prefetched into a spool next to the new data directory (same
+	// file system), which restore_command serves from.
+	if err := os.MkdirAll(filepath.Dir(pgdata), 0o755); err != nil {
+		return err
+	}
+	spool, err := os.MkdirTemp(filepath.Dir(pgdata), ".einvault-wal-prefetch-")
+	if err != nil {
+		return fmt.Errorf("create the WAL prefetch directory: %w", err)
+	}
+	defer os.RemoveAll(spool)
+	var chown func(string) error
+	if cred != nil {
+		chown = func(p string) error { return os.Chown(p, int(cred.Uid), int(cred.Gid)) }
+		if err := chown(spool); err != nil {
+			return err
+		}
+	}
+	st := pg.NewWALStore(r)
+	prefetch := &pg.Prefetcher{Dir: spool, Fetch: st.Fetch, Chown: chown, Logger: g.Logger()}
+	restoreCmd := strings.Join([]string{shellQuote(self), "-r", shellQuote(loc), "wal-fetch", "--key-cache", shellQuote(keyCache),
+		"--spool", shellQuote(spool), "%f", "%p"}, " ")
 	rs := restorer.New(r, restorer.Options{})
 	snaps, err := r.Snapshots(ctx)
 	if err != nil && len(snaps) == 0 {
@@ -474,7 +494,7 @@ func runPGRestore(ctx context.Context, g *Globals, o pgRestoreOptions) error {
 	}
 	g.Printf("Recovering to %s into %s...\n", target, pgdata)
 	res, err := pg.Recover(ctx, pg.RecoverOptions{Target: target, Window: w, PGData: pgdata, Port: o.port, SocketDir: o.socketDir, User: o.pgUser,
-		BinDir: o.binDir, RunAs: cred, RestoreCommand: restoreCmd, Stop: o.stop, Timeout: o.timeout, Logger: g.Logger(),
+		BinDir: o.binDir, RunAs: cred, RestoreCommand: restoreCmd, Prefetch: prefetch, Stop: o.stop, Timeout: o.timeout, Logger: g.Logger(),
 		WriteBase: func(ctx context.Context, id string, wr io.Writer) error {
 			for _, s := range snaps {
 				if s.ID.String() == id {

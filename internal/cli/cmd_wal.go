@@ -109,7 +109,7 @@ func (g *Globals) walCopies() walarchive.Copies {
 }
 
 func newWALFetchCmd(g *Globals) *cobra.Command {
-	var keyCache string
+	var keyCache, spool string
 	cmd := &cobra.Command{
 		Use:   "wal-fetch [--key-cache FILE] NAME PATH",
 		Short: "Fetch one archived PostgreSQL WAL file (use as restore_command)",
@@ -121,6 +121,11 @@ end of the archived WAL.`,
 		Args:    argsRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if ok, err := walarchive.ServeSpooled(spool, args[0], args[1]); errors.Is(err, walarchive.ErrMissing) {
+				return WithExit(ExitError, err)
+			} else if ok || err != nil {
+				return err
+			}
 			r, err := g.openRepoWithKeyCache(ctx, keyCache)
 			if err != nil {
 				return fmt.Errorf("wal-fetch %s: %w", args[0], err)
@@ -137,6 +142,7 @@ end of the archived WAL.`,
 		},
 	}
 	cmd.Flags().StringVar(&keyCache, "key-cache", "", "key cache file (default $EINVAULT_KEY_CACHE; without one the password is used)")
+	cmd.Flags().StringVar(&spool, "spool", "", "serve NAME from this directory of prefetched WAL when it is there ('pg restore' sets it up)")
 	return cmd
 }
 

@@ -36,6 +36,10 @@ type RecoverOptions struct {
 	RunAs *syscall.Credential
 	// RestoreCommand is the restore_command, e.g. "einvault -r R wal-fetch --key-cache K %f %p".
 	RestoreCommand string
+	// Prefetch, when set, spools the WAL segments recovery replays ahead
+	// of it (from the start of the restore, in parallel with writing the
+	// base backup); RestoreCommand must then serve from its directory.
+	Prefetch *Prefetcher
 	// WriteBase writes the base.tar stream of a base backup snapshot.
 	WriteBase func(ctx context.Context, snapshot string, w io.Writer) error
 	Stop      bool          // stop the server after verification
@@ -74,13 +78,21 @@ func Recover(ctx context.Context, o RecoverOptions) (*RecoverResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = rng
 	pgCtl, err := FindProgram(o.BinDir, "pg_ctl")
 	if err != nil {
 		return nil, err
 	}
 	if err := prepareDataDir(o.PGData); err != nil {
 		return nil, err
+	}
+	if o.Prefetch != nil {
+		if err := o.Prefetch.MarkAbsent(o.Window.Absent(rng)); err != nil {
+			return nil, err
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); o.Prefetch.Run(pctx, SpoolSegments(rng, base)) }()
+		defer func() { cancel(); <-done }()
 	}
 	if err := extractBase(ctx, o, base.Snapshot); err != nil {
 		return nil, fmt.Errorf("restore base backup %s into %s: %w", short(base.Snapshot), o.PGData, err)

@@ -105,6 +105,7 @@ type Window struct {
 	BaseBackups []BaseBackup `json:"base_backups"`
 	Segments    int          `json:"wal_segments"`
 	Unusable    []string     `json:"unusable_base_backups,omitempty"` // base backups whose WAL is incomplete, with the reason
+	archived    map[string]bool
 }
 
 // Empty reports whether no target at all is reachable.
@@ -114,9 +115,10 @@ func (w *Window) Empty() bool { return len(w.Ranges) == 0 }
 // the names of the archived WAL files. Only the base backups' own
 // timelines are followed.
 func ComputeWindow(bases []BaseBackup, walNames []string) *Window {
-	w := &Window{BaseBackups: bases}
+	w := &Window{BaseBackups: bases, archived: map[string]bool{}}
 	have := map[uint32]map[uint64]bool{}
 	for _, n := range walNames {
+		w.archived[n] = true
 		s, ok := ParseSegment(n)
 		if !ok {
 			continue

@@ -63,6 +63,8 @@ Options (before or after the command):
                       $EINVAULT_PASSWORD_FILE or $EINVAULT_PASSWORD is used,
                       which runs the slow key derivation on every call
   --json              print the result of wal-push as one JSON line
+  --spool DIR         wal-fetch: serve NAME from this directory of prefetched
+                      WAL when it is there ('einvault pg restore' sets it up)
   -q, --quiet         no warnings on stderr
   -v, --verbose       report each archived file on stdout
   -h, --help          this help
@@ -79,6 +81,7 @@ Example (postgresql.conf):
 // options are the parsed command line.
 type options struct {
 	repo, keyCache string
+	spool          string
 	json, quiet    bool
 	verbose        bool
 	command        string
@@ -179,6 +182,8 @@ func parse(args []string) (*options, error) {
 			o.repo, err = value()
 		case "--key-cache":
 			o.keyCache, err = value()
+		case "--spool":
+			o.spool, err = value()
 		case "--json":
 			o.json = true
 		case "-q", "--quiet":
@@ -354,6 +359,9 @@ func (o *options) push(ctx context.Context) error {
 
 func (o *options) fetch(ctx context.Context) error {
 	name, path := o.args[0], o.args[1]
+	if ok, err := walarchive.ServeSpooled(o.spool, name, path); ok || err != nil {
+		return err
+	}
 	r, err := o.openRepo(ctx)
 	if errors.Is(err, errRemote) {
 		return o.handOff(o.repoLocation())

@@ -95,9 +95,25 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 			meta.Streams = append(meta.Streams, source.Stream{Name: globalsFileName, Format: FormatGlobals, Bytes: int64(len(globals))})
 		}
 
-		// Count rows while pg_dump streams: both read the same snapshot.
+		// Row counts come from the dump itself as it streams past (the
+		// rows it holds, in its snapshot, without scanning every table
+		// again). Checksums need SQL: those queries run while pg_dump
+		// streams, on the same snapshot.
 		counted := make(chan error, 1)
-		go func() { counted <- countTables(ctx, tx, tables, o.Checksums) }()
+		var fromDump chan dumpCount
+		var tee *io.PipeWriter
+		if o.Checksums {
+			go func() { counted <- countTables(ctx, tx, tables, o.Checksums) }()
+		} else {
+			counted <- nil
+			var pr *io.PipeReader
+			pr, tee = io.Pipe()
+			fromDump = make(chan dumpCount, 1)
+			go func() {
+				c, err := DumpRowCounts(pr)
+				fromDump <- dumpCount{c, err}
+			}()
+		}
 
 		name := o.DSN.Database + ".dump"
 		cmd := exec.CommandContext(ctx, pgDump, "--format=custom", "--compress=0", "--snapshot="+snapshot, "--dbname="+o.DSN.URI)
@@ -112,7 +128,13 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 			return nil, fmt.Errorf("start pg_dump: %w", err)
 		}
 		cr := &countingReader{r: out}
+		if tee != nil {
+			cr.r = io.TeeReader(out, tee)
+		}
 		emitErr := emit(name, cr)
+		if tee != nil {
+			tee.Close()
+		}
 		if emitErr != nil {
 			_ = cmd.Process.Kill()
 		}
@@ -126,10 +148,49 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 		case cerr != nil:
 			return nil, cerr
 		}
+		if fromDump != nil {
+			if err := applyDumpCounts(ctx, tx, tables, <-fromDump, o.Logger); err != nil {
+				return nil, err
+			}
+		}
 		meta.Streams = append(meta.Streams, source.Stream{Name: name, Format: FormatCustom, Bytes: cr.n})
 		meta.Tables = tables
 		return meta.Encode()
 	}
+}
+
+type dumpCount struct {
+	rows map[tocTable]int64
+	err  error
+}
+
+// applyDumpCounts fills in the row counts the dump held; tables it did
+// not count (no data entry in the dump, or an archive it could not
+// parse) are counted in SQL, in the same snapshot.
+func applyDumpCounts(ctx context.Context, tx pgx.Tx, tables []source.Table, dc dumpCount, log *slog.Logger) error {
+	if dc.err != nil && log != nil {
+		log.Debug("row counts from the dump unavailable; counting in SQL", "err", dc.err)
+	}
+	var rest []source.Table
+	var idx []int
+	for i := range tables {
+		if n, ok := dc.rows[tocTable{tables[i].Schema, tables[i].Name}]; ok && dc.err == nil {
+			tables[i].Rows = n
+			continue
+		}
+		rest = append(rest, tables[i])
+		idx = append(idx, i)
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	if err := countTables(ctx, tx, rest, false); err != nil {
+		return err
+	}
+	for k, i := range idx {
+		tables[i].Rows = rest[k].Rows
+	}
+	return nil
 }
 
 type countingReader struct {

@@ -54,7 +54,7 @@ func TestServeSpooled(t *testing.T) {
 	}{
 		{name: segName(1, 5), served: true, content: "segment 5", remaining: []string{segName(1, 5), segName(1, 6)}},
 		{name: segName(1, 5), served: true, content: "segment 5", remaining: []string{segName(1, 5), segName(1, 6)}}, // asked again: still there
-		{name: segName(1, 9), served: false, remaining: []string{segName(1, 5), segName(1, 6)}},                          // not spooled: the repository answers
+		{name: segName(1, 9), served: false, remaining: []string{segName(1, 5), segName(1, 6)}},                      // not spooled: the repository answers
 		{name: segName(1, 7), served: true, missing: true, remaining: []string{segName(1, 5), segName(1, 6)}},
 		{name: "not-a-wal-name", served: false, remaining: []string{segName(1, 5), segName(1, 6)}},
 		{name: segName(1, 6), served: true, content: "segment 6", remaining: []string{segName(1, 6)}},

@@ -269,7 +269,14 @@ const tailKeep = 128
 func (m *markerReader) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
 	if n > 0 {
-		buf := append(m.tail, p[:n]...)
+		// Only the bytes a marker can span are copied: the last tailKeep
+		// of what came before and, past the first table, of this read
+		// (copying every read cost a second pass over the whole dump).
+		q := p[:n]
+		if m.done && len(q) > tailKeep {
+			q = q[len(q)-tailKeep:]
+		}
+		buf := append(m.tail, q...)
 		if !m.done {
 			for _, mk := range dumpMarkers {
 				if bytes.Contains(buf, mk) {

@@ -47,8 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 EV=$WORK/einvault
-(cd "$ROOT" && go build -o "$EV" ./cmd/einvault) || die "build failed"
-chmod 755 "$EV"
+(cd "$ROOT" && go build -o "$EV" ./cmd/einvault && go build -o "$WORK/einvault-wal" ./cmd/einvault-wal) || die "build failed"
+chmod 755 "$EV" "$WORK/einvault-wal" # pg restore's restore_command uses einvault-wal beside einvault
 export EINVAULT_PASSWORD=einvault-bench-password
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

@@ -183,8 +183,8 @@ func prepareDataDir(dir string) error {
 // extractBase streams the base backup's tar into PGData, refusing
 // entries that would land outside it.
 func extractBase(ctx context.Context, o RecoverOptions, snapshot string) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(o.WriteBase(ctx, snapshot, pw)) }()
+	// Up to 8 chunks (about 8 MiB) are read ahead of the files written.
+	pr := producePiped(ctx, 8, func(ctx context.Context, w io.Writer) error { return o.WriteBase(ctx, snapshot, w) })
 	defer pr.Close()
 	tr := tar.NewReader(pr)
 	root := filepath.Clean(o.PGData)

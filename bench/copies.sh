@@ -7,9 +7,12 @@
 # ratio with copies / without. Target (issue 4): the incremental backup with
 # sync to two copies takes at most 1.2x the local-only one.
 #
-# Knobs: BENCH_FILES (default 20000; 2000 with BENCH_QUICK=1), BENCH_RUNS
-# (default 3; 1 quick), BENCH_WORK, BENCH_KEEP=1, BENCH_REMOTE=1 (also
-# measure a primary with a MinIO copy and an rclone/SFTP cloud copy).
+# Knobs: BENCH_FILES (default 100000, about 1.1 GB, the corpus bench/run.sh
+# and bench/remote.sh use, cached under ~/.cache/einvault; 2000 with
+# BENCH_QUICK=1), BENCH_RUNS (default 3; 1 quick), BENCH_WORK, BENCH_KEEP=1,
+# BENCH_RESULTS (where the markdown table goes, default bench/results),
+# BENCH_REMOTE=1 (also measure a primary with a MinIO copy and an
+# rclone/SFTP cloud copy).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +21,7 @@ if [[ $QUICK == 1 ]]; then
 	FILES=${BENCH_FILES:-2000}
 	RUNS=${BENCH_RUNS:-1}
 else
-	FILES=${BENCH_FILES:-20000}
+	FILES=${BENCH_FILES:-100000}
 	RUNS=${BENCH_RUNS:-3}
 fi
 log() { echo "bench/copies: $*" >&2; }
@@ -31,9 +34,21 @@ EV=$WORK/einvault
 (cd "$ROOT" && go build -o "$EV" ./cmd/einvault) || die "build failed"
 export EINVAULT_PASSWORD=einvault-bench-password EINVAULT_INSECURE_TEST_KDF=${EINVAULT_INSECURE_TEST_KDF:-0}
 
-CORPUS=$WORK/corpus-template
-log "generating a corpus of $FILES invoices"
-"$EV" corpus generate "$CORPUS" --files "$FILES" --seed 1 >/dev/null
+# The corpus: the same cache as bench/run.sh and bench/remote.sh (each run
+# backs up a fresh copy of it, which 'corpus mutate' then changes).
+CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/einvault
+GEN_HASH=$(cd "$ROOT/internal/corpus" && find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+CORPUS=$CACHE_ROOT/bench-corpus-$FILES-$GEN_HASH
+if [[ ! -f $CORPUS/corpus.json ]]; then
+	log "generating a corpus of $FILES invoices into $CORPUS"
+	mkdir -p "$CACHE_ROOT"
+	rm -rf "$CORPUS.tmp"
+	"$EV" corpus generate "$CORPUS.tmp" --files "$FILES" --seed 1 >/dev/null
+	mv "$CORPUS.tmp" "$CORPUS"
+fi
+SIZE=$(du -sh "$CORPUS" | cut -f1)
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
+export XDG_CACHE_HOME=$WORK/cache
 
 # Optional remote copies (BENCH_REMOTE=1): a MinIO server on loopback
 # (EINVAULT_MINIO or $HOME/.cache/einvault/bin/minio) and an rclone remote
@@ -117,15 +132,22 @@ for c in "${cases[@]}"; do
 	INCR[$c]=$(printf '%s\n' ${INCRS[$c]} | median)
 done
 
-echo
-echo "## Copies: backup + sync, $FILES invoices, median of $RUNS (noisy when the machine is shared)"
-echo
-echo "| case | initial (s) | ratio | incremental 5% (s) | ratio | target |"
-echo "|---|---|---|---|---|---|"
-for c in "${cases[@]}"; do
-	ri=$(echo "scale=2; ${INIT[$c]} / ${INIT[local-only]}" | bc)
-	rn=$(echo "scale=2; ${INCR[$c]} / ${INCR[local-only]}" | bc)
-	target="-"
-	[[ $c != local-only ]] && target="incremental ≤ 1.20"
-	printf '| %s | %.2f | %s | %.2f | %s | %s |\n' "$c" "${INIT[$c]}" "$ri" "${INCR[$c]}" "$rn" "$target"
-done
+mkdir -p "$RESULTS"
+OUT=$RESULTS/$(date -u +%Y-%m-%d)-copies-$FILES.md
+{
+	echo "## Copies: backup + sync, $FILES invoices ($SIZE), median of $RUNS"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; numbers on a shared machine are noisy."
+	echo "Each case: init, add the copies, initial backup (with its sync), 'corpus mutate --change 0.05', incremental backup (with its sync)."
+	echo
+	echo "| case | initial (s) | ratio | incremental 5% (s) | ratio | target |"
+	echo "|---|---|---|---|---|---|"
+	for c in "${cases[@]}"; do
+		ri=$(echo "scale=2; ${INIT[$c]} / ${INIT[local-only]}" | bc)
+		rn=$(echo "scale=2; ${INCR[$c]} / ${INCR[local-only]}" | bc)
+		target="-"
+		[[ $c != local-only ]] && target="incremental ≤ 1.20"
+		printf '| %s | %.2f | %s | %.2f | %s | %s |\n' "$c" "${INIT[$c]}" "$ri" "${INCR[$c]}" "$rn" "$target"
+	done
+} | tee "$OUT"
+log "results in $OUT"

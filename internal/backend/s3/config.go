@@ -18,9 +18,15 @@ const (
 	ModeCompliance = "COMPLIANCE"
 )
 
-// DefaultPartSize is the multipart part size: files larger than this
-// (packs above their 16 MiB target) are uploaded in parts.
+// DefaultPartSize is the size of the parts of a multipart upload.
 const DefaultPartSize = 16 << 20
+
+// DefaultMultipartThreshold is the largest file sent in a single PUT.
+// Packs (16 MiB ±25%) and everything smaller go in one request: a
+// multipart upload costs three more round trips (initiate, parts,
+// complete) and makes the server assemble the parts. Larger files are
+// uploaded in parts of the part size, several in parallel.
+const DefaultMultipartThreshold = 64 << 20
 
 const minPartSize = 5 << 20
 
@@ -37,6 +43,9 @@ type Config struct {
 	Quota       int64         // ?quota=: bytes the bucket may hold, 0 = unknown
 	Connections int           // ?connections=: concurrent operations, 0 = default
 	PartSize    int64         // ?part-size=: multipart part size
+	// MultipartThreshold (?multipart-threshold=): larger files are
+	// uploaded in parts; 0 means DefaultMultipartThreshold.
+	MultipartThreshold int64
 
 	AccessKey    string
 	SecretKey    string
@@ -139,8 +148,14 @@ func ParseLocation(loc string) (Config, error) {
 				return c, fmt.Errorf("%w: part-size=%q: want a size from 5MiB to 5GiB", ErrUsage, v)
 			}
 			c.PartSize = n
+		case "multipart-threshold":
+			n, err := ParseSize(v)
+			if err != nil || n < minPartSize || n > 5<<30 {
+				return c, fmt.Errorf("%w: multipart-threshold=%q: want a size from 5MiB to 5GiB", ErrUsage, v)
+			}
+			c.MultipartThreshold = n
 		default:
-			return c, fmt.Errorf("%w: unknown option %q (known: region, object-lock, lock-mode, quota, connections, part-size)", ErrUsage, k)
+			return c, fmt.Errorf("%w: unknown option %q (known: region, object-lock, lock-mode, quota, connections, part-size, multipart-threshold)", ErrUsage, k)
 		}
 	}
 	if _, ok := q["lock-mode"]; ok && c.ObjectLock == 0 {

@@ -9,6 +9,7 @@
 //	lock-mode=MODE       governance (default) or compliance
 //	quota=SIZE           space the bucket may use (500GiB), for free-space checks
 //	connections=N        concurrent operations (default: unlimited, 4 uploads)
+//	multipart-threshold=SIZE  larger files are uploaded in parts (default 64MiB)
 //	part-size=SIZE       multipart part size (default 16MiB, at least 5MiB)
 //
 // Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
@@ -17,9 +18,10 @@
 //
 // Keys mirror the local layout under the prefix: config, keys/<name>,
 // data/<first two characters>/<name>, index/<name>, and so on. A PUT is
-// atomic, so Save needs no temporary names; files larger than the part
-// size are uploaded in parts, and an interrupted multipart upload is
-// aborted and never becomes visible.
+// atomic, so Save needs no temporary names. Files up to the multipart
+// threshold (every pack of the default size) go in one PUT streamed from
+// the source; larger ones are uploaded in parts, several in parallel, and
+// an interrupted multipart upload is aborted and never becomes visible.
 //
 // Object lock: with object-lock set (the bucket must have object lock
 // enabled; init creates it so), every file except locks/ and pending/ is
@@ -141,6 +143,9 @@ func newBackend(cfg Config) (*Backend, error) {
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.MultipartThreshold == 0 {
+		cfg.MultipartThreshold = DefaultMultipartThreshold
 	}
 	if cfg.LockMode == "" {
 		cfg.LockMode = ModeGovernance
@@ -369,6 +374,8 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 	opts := minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
 		PartSize:    uint64(b.cfg.PartSize),
+		// One PUT up to the threshold: minio-go streams it from the source.
+		DisableMultipart: size <= b.cfg.MultipartThreshold,
 	}
 	if b.locked(h.Type) {
 		opts.Mode = minio.RetentionMode(b.cfg.LockMode)

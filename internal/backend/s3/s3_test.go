@@ -3,13 +3,19 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/backend/backendtest"
@@ -258,5 +264,67 @@ func TestTransientWhenDown(t *testing.T) {
 	}
 	if err := be.Save(ctx, h, strings.NewReader("x"), 1); err != nil {
 		t.Fatalf("Save after restart: %v", err)
+	}
+}
+
+// Files up to the multipart threshold go in one PUT (a plain ETag);
+// larger ones in parts (an ETag ending in "-<parts>"), and both read
+// back intact, from a seekable source and from a plain stream.
+func TestMultipartThreshold(t *testing.T) {
+	t.Parallel()
+	m := minioHTTP.Get(t)
+	ctx := context.Background()
+	bucket := uniq("multipart")
+	be := create(t, m, m.RepoURL(bucket, "")+"?multipart-threshold=6MiB&part-size=5MiB")
+	defer be.Close()
+	client, err := m.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		size   int
+		stream bool
+		parts  string // "" = single PUT
+	}{
+		{size: 6 << 20, parts: ""},
+		{size: 6<<20 + 1, parts: "-2"},
+		{size: 11 << 20, stream: true, parts: "-3"},
+		{size: 100 << 10, stream: true, parts: ""},
+	} {
+		data := make([]byte, tc.size)
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		sum := sha256.Sum256(data)
+		h := backend.Handle{Type: backend.PackFile, Name: hex.EncodeToString(sum[:])}
+		var src io.Reader = bytes.NewReader(data)
+		if tc.stream {
+			src = struct{ io.Reader }{src} // no ReaderAt, no Seeker
+		}
+		if err := be.Save(ctx, h, src, int64(len(data))); err != nil {
+			t.Fatalf("size %d: Save: %v", tc.size, err)
+		}
+		oi, err := client.StatObject(ctx, bucket, "data/"+h.Name[:2]+"/"+h.Name, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatalf("size %d: StatObject: %v", tc.size, err)
+		}
+		multi := strings.LastIndex(oi.ETag, "-")
+		got := ""
+		if multi >= 0 {
+			got = oi.ETag[multi:]
+		}
+		if got != tc.parts {
+			t.Errorf("size %d: ETag %q: parts suffix %q, want %q", tc.size, oi.ETag, got, tc.parts)
+		}
+		rd, err := be.Load(ctx, h, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := io.ReadAll(rd)
+		rd.Close()
+		if err != nil || !bytes.Equal(back, data) {
+			t.Fatalf("size %d: read back %d bytes (err %v), want the %d saved", tc.size, len(back), err, len(data))
+		}
 	}
 }

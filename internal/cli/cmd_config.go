@@ -46,6 +46,7 @@ type validateJSON struct {
 	File          string           `json:"file"`
 	Valid         bool             `json:"valid"`
 	Errors        []config.Problem `json:"errors"`
+	Warnings      []config.Problem `json:"warnings"`
 	Overrides     []string         `json:"env_overrides,omitempty"`
 	Jurisdictions []string         `json:"jurisdictions,omitempty"`
 	Classes       []classJSON      `json:"classes,omitempty"`
@@ -59,7 +60,8 @@ func newConfigValidateCmd(g *Globals) *cobra.Command {
 		Long: `Validate reads the configuration file (--config, EINVAULT_CONFIG or the
 default location) and checks its syntax and meaning without touching the
 network, the repository, the password or the paths it names. Every error
-is shown with its line number. A valid file is summarised: each data
+is shown with its line number; a secret written inline (such as
+s3_secret_access_key) is a warning: keep it in a *_file or the environment. A valid file is summarised: each data
 class's schedule and its effective retention (the larger of its retention
 policy and the legal minimum of the jurisdictions that apply), and each
 job.
@@ -71,7 +73,7 @@ Exit codes: 0 valid, 1 errors found (listed), 2 usage.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, _ := config.Resolve(g.ConfigFile, g.Getenv)
 			c, err := config.Load(path, g.Getenv)
-			out := validateJSON{MessageType: "config_validate", File: path, Valid: err == nil, Errors: []config.Problem{}}
+			out := validateJSON{MessageType: "config_validate", File: path, Valid: err == nil, Errors: []config.Problem{}, Warnings: []config.Problem{}}
 			var ce *config.Errors
 			switch {
 			case errors.As(err, &ce):
@@ -92,6 +94,18 @@ Exit codes: 0 valid, 1 errors found (listed), 2 usage.`,
 				return err
 			}
 			out.Overrides, out.Jurisdictions = c.Overrides, c.Jurisdictions
+			if len(c.Warnings) > 0 {
+				out.Warnings = c.Warnings
+			}
+			if !g.JSON {
+				for _, p := range c.Warnings {
+					loc := path
+					if p.Line > 0 {
+						loc = fmt.Sprintf("%s:%d", path, p.Line)
+					}
+					fmt.Fprintf(g.Stderr, "%s: warning: %s\n", loc, strings.TrimPrefix(p.String(), fmt.Sprintf("line %d: ", p.Line)))
+				}
+			}
 			for _, name := range c.ClassNames() {
 				cl := c.Classes[name]
 				out.Classes = append(out.Classes, classJSON{Name: name, Schedule: cl.Spec.Describe(), Retention: cl.Policy.String(),

@@ -22,6 +22,8 @@ func TestConfigValidateGolden(t *testing.T) {
 		{"bad", "testdata/config/bad.yaml", false, 1},
 		{"bad_json", "testdata/config/bad.yaml", true, 1},
 		{"typo", "testdata/config/typo.yaml", false, 1},
+		{"secret", "testdata/config/secret.yaml", false, 0},
+		{"secret_json", "testdata/config/secret.yaml", true, 0},
 		{"missing", "testdata/config/does-not-exist.yaml", false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -197,12 +197,24 @@ func (g *Globals) OpenBackend(ctx context.Context, create bool) (backend.Backend
 // LocationOptions are the options for opening any storage of this
 // process (the repository and its copies): environment and the
 // --limit-upload, --limit-download and --connections limits.
+//
+// The configuration file, when there is one, gives the credentials of
+// the locations it names; an unreadable one is reported and ignored here.
 func (g *Globals) LocationOptions() location.Options {
-	return location.Options{Getenv: g.Getenv, Limits: limit.Options{
+	o := location.Options{Getenv: g.Getenv, Limits: limit.Options{
 		Connections: g.Connections,
 		UploadBPS:   g.LimitUpload * 1024,
 		DownloadBPS: g.LimitDownload * 1024,
 	}}
+	switch c, err := g.LoadConfig(false); {
+	case err != nil:
+		if l := g.Logger(); l != nil {
+			l.Warn("configuration file not used for credentials", "err", err)
+		}
+	case c != nil:
+		o.Credentials = c.Credentials()
+	}
+	return o
 }
 
 // Password reads the repository password: --password-file,

@@ -32,21 +32,32 @@ type Config struct {
 	Path string `yaml:"-"`
 	// Overrides lists the environment variables that replaced settings.
 	Overrides []string `yaml:"-"`
+	// Warnings are things a valid file should still change (a secret
+	// written inline).
+	Warnings []Problem `yaml:"-"`
 
 	legal map[string]map[string]forget.Duration // jurisdiction → class → minimum
 }
 
-// Repository is where backups go, and the copies kept of it.
+// Repository is where backups go, and the copies kept of it. An S3 or
+// SFTP location may carry its credentials (s3_*, sftp_* settings).
 type Repository struct {
 	Location     string  `yaml:"location"`
 	PasswordFile string  `yaml:"password_file"`
 	Copies       []*Copy `yaml:"copies"`
+	Credentials  `yaml:",inline"`
+
+	// written is the location as the file gives it: its credentials
+	// belong to it, not to a location EINVAULT_REPO puts in its place.
+	written string
 }
 
-// Copy is one more place the repository is kept (synced after each job).
+// Copy is one more place the repository is kept (synced after each job),
+// with its own credentials when it is on S3 or SFTP.
 type Copy struct {
-	Name     string `yaml:"name"`
-	Location string `yaml:"location"`
+	Name        string `yaml:"name"`
+	Location    string `yaml:"location"`
+	Credentials `yaml:",inline"`
 }
 
 // Source is one thing to back up: paths, a database or a command's output.

@@ -118,6 +118,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 type loader struct {
 	root  *yaml.Node
 	probs []Problem
+	warns []Problem
 }
 
 // node finds the node at path (string keys, int indices); ok is false
@@ -237,6 +238,8 @@ func Parse(data []byte, name string, getenv func(string) string) (*Config, error
 	if len(l.probs) > 0 {
 		return nil, fail(l.probs)
 	}
+	sort.SliceStable(l.warns, func(i, j int) bool { return l.warns[i].Line < l.warns[j].Line })
+	c.Warnings = l.warns
 	return c, nil
 }
 
@@ -266,6 +269,7 @@ func yamlProblem(msg string) Problem {
 }
 
 func (l *loader) env(c *Config, getenv func(string) string) {
+	c.Repository.written = c.Repository.Location
 	if v := getenv("EINVAULT_REPO"); v != "" {
 		c.Repository.Location = v
 		c.Overrides = append(c.Overrides, "EINVAULT_REPO")
@@ -330,6 +334,7 @@ func (l *loader) validateRepo(c *Config) {
 	case location.Scheme(r.Location) == "local" && !filepath.IsAbs(r.Location):
 		l.errf(at("repository", "location"), "%q is not an absolute path: the daemon runs from / (write e.g. /srv/einvault/repo)", r.Location)
 	}
+	l.validateCredentials(r.written, r.Credentials, "repository")
 	seen := map[string]bool{}
 	for i, cp := range r.Copies {
 		switch {
@@ -350,6 +355,7 @@ func (l *loader) validateRepo(c *Config) {
 		case location.Scheme(cp.Location) == "local" && !filepath.IsAbs(cp.Location):
 			l.errf(at("repository", "copies", i, "location"), "%q is not an absolute path", cp.Location)
 		}
+		l.validateCredentials(cp.Location, cp.Credentials, "repository", "copies", i)
 	}
 }
 

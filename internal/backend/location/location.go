@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/einvault/einvault/internal/backend"
@@ -34,6 +35,9 @@ type Options struct {
 	// Retry configures the retry decorator that wraps every remote
 	// backend (the zero value gives its defaults).
 	Retry retry.Options
+	// Credentials from the configuration file, by location string (the
+	// repository's and its copies'); nil means none.
+	Credentials map[string]Credentials
 }
 
 func (o Options) getenv(k string) string {
@@ -85,6 +89,9 @@ func openS3(ctx context.Context, loc string, opts Options, create bool) (backend
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	cfg.ApplyEnv(opts.Getenv)
+	if err := opts.Credentials[loc].applyS3(&cfg); err != nil {
+		return nil, err
+	}
 	var be *s3.Backend
 	if create {
 		be, err = s3.Create(ctx, cfg)
@@ -133,4 +140,54 @@ func open(ctx context.Context, loc string, opts Options, create bool) (backend.B
 	default:
 		return nil, fmt.Errorf("%w: %q: the %s backend is not available in this version yet; use a local path or NAS mount", ErrUsage, loc, Scheme(loc))
 	}
+}
+
+// Credentials are the secrets and key paths the configuration file gives
+// for one location. Set fields take precedence over the environment
+// (AWS_*, EINVAULT_SFTP_*); options in the location string itself
+// (?key=, ?known-hosts=) take precedence over them. Files are read when
+// the location is opened.
+type Credentials struct {
+	S3AccessKeyID         string
+	S3SecretAccessKey     string
+	S3SecretAccessKeyFile string
+	S3SessionToken        string
+	S3SessionTokenFile    string
+	SFTPIdentityFile      string
+	SFTPKnownHostsFile    string
+}
+
+// readSecret returns inline, or the first line of file.
+func readSecret(inline, file, what string) (string, error) {
+	if file == "" {
+		return inline, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read the %s: %w (check the config's %s_file setting)", what, err, strings.ReplaceAll(what, " ", "_"))
+	}
+	s, _, _ := strings.Cut(string(b), "\n")
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("the %s file %s is empty", what, file)
+	}
+	return s, nil
+}
+
+// applyS3 overrides the environment's credentials with the
+// configuration's, when it gives a key ID.
+func (c Credentials) applyS3(cfg *s3.Config) error {
+	if c.S3AccessKeyID == "" {
+		return nil
+	}
+	secret, err := readSecret(c.S3SecretAccessKey, c.S3SecretAccessKeyFile, "s3 secret access key")
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg, err)
+	}
+	token, err := readSecret(c.S3SessionToken, c.S3SessionTokenFile, "s3 session token")
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg, err)
+	}
+	cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = c.S3AccessKeyID, secret, token
+	return nil
 }

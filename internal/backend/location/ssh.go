@@ -20,6 +20,14 @@ func openSFTP(ctx context.Context, loc string, opts Options, create bool) (backe
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	cfg.Getenv = opts.getenv
+	if cr := opts.Credentials[loc]; cr != (Credentials{}) {
+		if cfg.KeyFile == "" {
+			cfg.KeyFile = cr.SFTPIdentityFile
+		}
+		if cfg.KnownHostsFile == "" {
+			cfg.KnownHostsFile = cr.SFTPKnownHostsFile
+		}
+	}
 	var be *sftp.Backend
 	if create {
 		be, err = sftp.Create(ctx, cfg)

@@ -71,7 +71,7 @@ func OpenCache(ctx context.Context, p string, now func() time.Time) (*Cache, err
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("create catalog cache directory: %w", err)
 	}
-	db, err := sql.Open("sqlite", "file:"+p+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)")
+	db, err := sql.Open("sqlite", "file:"+p+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-65536)")
 	if err != nil {
 		return nil, fmt.Errorf("open catalog cache %s: %w", p, err)
 	}

@@ -84,6 +84,8 @@ fi
 [[ -f $SEGDIR/.pgdata/global/pg_control ]] || die "$SEGDIR/.pgdata/global/pg_control missing: collect the segments with this script"
 mapfile -t FILES < <(ls "$SEGDIR" | grep -E '^[0-9A-F]{24}$' | sort | head -n "$SEGS")
 N=${#FILES[@]}
+PATHS=()
+for f in "${FILES[@]}"; do PATHS+=("$SEGDIR/$f"); done
 log "$N segments in $SEGDIR ($(du -sh "$SEGDIR" | cut -f1))"
 
 # --- pgBackRest ---------------------------------------------------------------------
@@ -109,13 +111,17 @@ CONF
 }
 PB="pgbackrest --config=$PBR/pgbackrest.conf --stanza=bench"
 
-push_all() { # tool repo-or-keys
-	local f
+# push_all TOOL REPO: archive every segment the way PostgreSQL does, one
+# 'sh -c ARCHIVE_COMMAND' per segment, as the service user (runuser once
+# per run: its PAM session would otherwise cost more than a push).
+push_all() {
+	local cmd
 	case $1 in
-	evw) for f in "${FILES[@]}"; do as "$EVW" -r "$2" push --key-cache "$2.keys" "$SEGDIR/$f"; done ;;
-	ev) for f in "${FILES[@]}"; do as "$EV" -r "$2" wal-push --key-cache "$2.keys" "$SEGDIR/$f"; done ;;
-	pb) for f in "${FILES[@]}"; do as $PB archive-push "$SEGDIR/$f" >/dev/null; done ;;
+	evw) cmd="$EVW -r $2 wal-push --key-cache $2.keys" ;;
+	ev) cmd="$EV -r $2 wal-push --key-cache $2.keys" ;;
+	pb) cmd="$PB archive-push" ;;
 	esac
+	as /bin/sh -c 'cmd=$1; shift; for f in "$@"; do /bin/sh -c "$cmd $f" >/dev/null || exit 1; done' push "$cmd" "${PATHS[@]}"
 }
 new_ev_repo() {
 	"$EV" -r "$1" init -q && "$EV" -r "$1" key cache --file "$1.keys" --owner $SU >/dev/null && chown -R $SU: "$1"

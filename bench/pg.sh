@@ -11,7 +11,8 @@
 #                 verified)                     vs pgbackrest restore + start
 #                 until the server answers and left recovery
 #   WAL push      real 16 MiB segments, one process per segment:
-#                 einvault wal-push --key-cache vs pgbackrest archive-push
+#                 einvault-wal wal-push --key-cache vs pgbackrest archive-push
+#                 (bench/wal.sh measures only this, with einvault wal-push too)
 #                 (target: einvault >= 3x segments/s)
 #   logical       einvault backup pg://...      vs pg_dump -Fc -f file
 #                 (target ratio <= 1.10)
@@ -46,9 +47,9 @@ cleanup() {
 	[[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-EV=$WORK/einvault
-(cd "$ROOT" && go build -o "$EV" ./cmd/einvault && go build -o "$WORK/einvault-wal" ./cmd/einvault-wal) || die "build failed"
-chmod 755 "$EV" "$WORK/einvault-wal" # pg restore's restore_command uses einvault-wal beside einvault
+EV=$WORK/einvault EVW=$WORK/einvault-wal # beside einvault: pg restore uses it for restore_command
+(cd "$ROOT" && go build -o "$EV" ./cmd/einvault && go build -o "$EVW" ./cmd/einvault-wal) || die "build failed"
+chmod 755 "$EV" "$EVW"
 export EINVAULT_PASSWORD=einvault-bench-password
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -94,7 +95,7 @@ listen_addresses = ''
 unix_socket_directories = '$WORK'
 wal_level = replica
 archive_mode = on
-archive_command = '$EV -r $REPO wal-push --key-cache $KEYS %p && $PB archive-push %p'
+archive_command = '$EVW -r $REPO wal-push --key-cache $KEYS %p && $PB archive-push %p'
 max_wal_size = '1GB'
 shared_buffers = '128MB'
 CONF
@@ -167,10 +168,12 @@ for i in $(seq "$RUNS"); do
 	sed -i "s|^repo1-path=.*|repo1-path=$PBR/walrepo$i|" "$PBR/pgbackrest.conf"
 	as $PB stanza-create >/dev/null 2>&1 || true
 	t0=$(now)
-	for f in "$SEGDIR"/*; do as "$EV" -r "$WR" wal-push --key-cache "$WORK/walkeys$i" "$f"; done
+	# One 'sh -c archive_command' per segment, as PostgreSQL runs it (runuser
+	# once per run: its PAM session costs more than a push).
+	as /bin/sh -c 'cmd=$1; shift; for f in "$@"; do /bin/sh -c "$cmd $f" || exit 1; done' push "$EVW -r $WR wal-push --key-cache $WORK/walkeys$i" "$SEGDIR"/*
 	t1=$(now); ev_wal+=("$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", n / (b - a) }')")
 	t0=$(now)
-	for f in "$SEGDIR"/*; do as $PB archive-push "$f" >/dev/null; done
+	as /bin/sh -c 'cmd=$1; shift; for f in "$@"; do /bin/sh -c "$cmd $f" >/dev/null || exit 1; done' push "$PB archive-push" "$SEGDIR"/*
 	t1=$(now); pb_wal+=("$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", n / (b - a) }')")
 	rm -rf "$WR" "$PBR/walrepo$i"
 done

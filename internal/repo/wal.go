@@ -36,11 +36,11 @@ const walMaxSize = 1<<30 + 1<<16
 // It is built for one process per 16 MiB segment (PostgreSQL's
 // archive_command): the payload is compressed with S2 (flag flagS2;
 // several times faster than zstd's fastest level, see docs/REPOSITORY.md)
-// as independent blocks on all cores, each straight into its place in the
-// output buffer behind the file header and nonce, then packed together
-// and encrypted in place. The content is never copied, the output is
-// allocated once, and only the bytes written are ever touched. Files
-// sealed by earlier versions (zstd, flagCompressed) still open.
+// as independent 1 MiB blocks on all cores, appended in order to the
+// output buffer behind the file header and nonce, and encrypted there in
+// place. The content is never copied, the output is allocated once and
+// only its used part touched. Files sealed by earlier versions (zstd,
+// flagCompressed) still open.
 func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 	if len(name) == 0 || len(name) > 255 {
 		return nil, fmt.Errorf("invalid WAL file name %q", name)
@@ -68,38 +68,41 @@ func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 		n := min(len(rest), walBlockSize)
 		blocks, rest = append(blocks, rest[:n]), rest[n:]
 	}
-	// Each block is compressed at its worst-case offset (4 bytes of
-	// length, then at most s2.MaxEncodedLen bytes), so workers need no
-	// coordination; untouched capacity costs no memory.
+	// Workers take the blocks in order and compress each into their own
+	// reused scratch buffer; a block is then appended to the output,
+	// u32le compressed length + block, as soon as the one before it is
+	// (placed[i] closes when block i is in). The output is written once,
+	// front to back, and only its used part is ever touched.
 	body := fileHeaderSize + crypto.NonceSize
-	offs := make([]int, len(blocks)+1)
-	offs[0] = body
-	for i, b := range blocks {
-		offs[i+1] = offs[i] + 4 + s2.MaxEncodedLen(len(b))
+	bound := body + crypto.Overhead
+	for _, b := range blocks {
+		bound += 4 + s2.MaxEncodedLen(len(b))
 	}
-	buf := make([]byte, offs[len(blocks)]+crypto.Overhead)
-	sizes := make([]int, len(blocks))
-	encode := func(i int) { sizes[i] = len(s2.Encode(buf[offs[i]+4:offs[i+1]], blocks[i])) }
+	buf := make([]byte, bound)
+	w := body
+	placed := make([]chan struct{}, len(blocks))
+	for i := range placed {
+		placed[i] = make(chan struct{})
+	}
 	var next atomic.Int64
+	work := func() {
+		scratch := make([]byte, s2.MaxEncodedLen(walBlockSize))
+		for i := int(next.Add(1)) - 1; i < len(blocks); i = int(next.Add(1)) - 1 {
+			enc := s2.Encode(scratch, blocks[i])
+			if i > 0 {
+				<-placed[i-1]
+			}
+			binary.LittleEndian.PutUint32(buf[w:], uint32(len(enc)))
+			w += 4 + copy(buf[w+4:], enc)
+			close(placed[i])
+		}
+	}
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(blocks)) - 1 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(blocks); i = int(next.Add(1)) - 1 {
-				encode(i)
-			}
-		})
+		wg.Go(work)
 	}
-	for i := int(next.Add(1)) - 1; i < len(blocks); i = int(next.Add(1)) - 1 {
-		encode(i)
-	}
+	work()
 	wg.Wait()
-	// Pack the blocks behind each other: u32le compressed length, block.
-	w := body
-	for i, n := range sizes {
-		binary.LittleEndian.PutUint32(buf[w:], uint32(n))
-		copy(buf[w+4:], buf[offs[i]+4:offs[i]+4+n])
-		w += 4 + n
-	}
 	copy(buf, fileMagic)
 	buf[4] = byte(KindWAL)
 	buf[5] = flagS2

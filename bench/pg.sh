@@ -47,9 +47,9 @@ cleanup() {
 	[[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-EV=$WORK/einvault EVW=$WORK/einvault-wal # beside einvault: pg restore uses it for restore_command
-(cd "$ROOT" && go build -o "$EV" ./cmd/einvault && go build -o "$EVW" ./cmd/einvault-wal) || die "build failed"
-chmod 755 "$EV" "$EVW"
+EV=$WORK/einvault EVWAL=$WORK/einvault-wal # beside einvault: pg restore uses it for restore_command
+(cd "$ROOT" && go build -o "$EV" ./cmd/einvault && go build -o "$EVWAL" ./cmd/einvault-wal) || die "build failed"
+chmod 755 "$EV" "$EVWAL"
 export EINVAULT_PASSWORD=einvault-bench-password
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -95,7 +95,7 @@ listen_addresses = ''
 unix_socket_directories = '$WORK'
 wal_level = replica
 archive_mode = on
-archive_command = '$EVW -r $REPO wal-push --key-cache $KEYS %p && $PB archive-push %p'
+archive_command = '$EVWAL -r $REPO wal-push --key-cache $KEYS %p && $PB archive-push %p'
 max_wal_size = '1GB'
 shared_buffers = '128MB'
 CONF
@@ -170,7 +170,7 @@ for i in $(seq "$RUNS"); do
 	t0=$(now)
 	# One 'sh -c archive_command' per segment, as PostgreSQL runs it (runuser
 	# once per run: its PAM session costs more than a push).
-	as /bin/sh -c 'cmd=$1; shift; for f in "$@"; do /bin/sh -c "$cmd $f" || exit 1; done' push "$EVW -r $WR wal-push --key-cache $WORK/walkeys$i" "$SEGDIR"/*
+	as /bin/sh -c 'cmd=$1; shift; for f in "$@"; do /bin/sh -c "$cmd $f" || exit 1; done' push "$EVWAL -r $WR wal-push --key-cache $WORK/walkeys$i" "$SEGDIR"/*
 	t1=$(now); ev_wal+=("$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", n / (b - a) }')")
 	t0=$(now)
 	as /bin/sh -c 'cmd=$1; shift; for f in "$@"; do /bin/sh -c "$cmd $f" >/dev/null || exit 1; done' push "$PB archive-push" "$SEGDIR"/*

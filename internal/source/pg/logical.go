@@ -84,15 +84,18 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 			return nil, err
 		}
 
+		// pg_dumpall --globals-only runs while pg_dump streams (its
+		// output is small, stored after the dump).
+		type globalsResult struct {
+			sql string
+			err error
+		}
+		globalsc := make(chan globalsResult, 1)
 		if !o.NoGlobals {
-			globals, err := dumpGlobals(ctx, o)
-			if err != nil {
-				return nil, err
-			}
-			if err := emit(globalsFileName, strings.NewReader(globals)); err != nil {
-				return nil, err
-			}
-			meta.Streams = append(meta.Streams, source.Stream{Name: globalsFileName, Format: FormatGlobals, Bytes: int64(len(globals))})
+			go func() {
+				g, err := dumpGlobals(ctx, o)
+				globalsc <- globalsResult{g, err}
+			}()
 		}
 
 		// Row counts come from the dump itself as it streams past (the
@@ -152,6 +155,16 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 			if err := applyDumpCounts(ctx, tx, tables, <-fromDump, o.Logger); err != nil {
 				return nil, err
 			}
+		}
+		if !o.NoGlobals {
+			g := <-globalsc
+			if g.err != nil {
+				return nil, g.err
+			}
+			if err := emit(globalsFileName, strings.NewReader(g.sql)); err != nil {
+				return nil, err
+			}
+			meta.Streams = append(meta.Streams, source.Stream{Name: globalsFileName, Format: FormatGlobals, Bytes: int64(len(g.sql))})
 		}
 		meta.Streams = append(meta.Streams, source.Stream{Name: name, Format: FormatCustom, Bytes: cr.n})
 		meta.Tables = tables

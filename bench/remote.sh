@@ -37,6 +37,7 @@ die() { log "$*"; exit 1; }
 for t in ${TARGETS//,/ }; do [[ $t == s3 || $t == sftp ]] || die "unknown target '$t' in BENCH_TARGETS (s3, sftp)"; done
 command -v restic >/dev/null || die "restic not found (apt install restic)"
 command -v bc >/dev/null || die "bc not found (apt install bc)"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt install time)"
 MINIO=${EINVAULT_MINIO:-$HOME/.cache/einvault/bin/minio}
 [[ -x $MINIO ]] || MINIO=$(command -v minio || true)
 [[ ",$TARGETS," != *",s3,"* || -x $MINIO ]] || die "MinIO not found: set EINVAULT_MINIO"
@@ -133,7 +134,10 @@ fi
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-# one TOOL TARGET RUN: seconds of one initial backup into a fresh repository.
+# one TOOL TARGET RUN: seconds of one initial backup into a fresh
+# repository; the client's CPU seconds (user+sys, with its children such as
+# restic's ssh) go to $WORK/cpu-TOOL-TARGET: unlike wall time they hardly
+# depend on what else the machine runs.
 one() {
 	local tool=$1 target=$2 run=$3 logf=$WORK/$1-$2.log
 	local dir=$WORK/repo-$tool-$target-$run bucket=bench-$tool-$run
@@ -155,14 +159,15 @@ one() {
 	"${init[@]}" >>"$logf" 2>&1 || die "$tool init on $target failed (see $logf)"
 	local t0 t1
 	t0=$(now)
-	"${backup[@]}" >>"$logf" 2>&1 || die "$tool backup to $target failed (see $logf)"
+	/usr/bin/time -f '%U %S' -o "$WORK/cpu.tmp" "${backup[@]}" >>"$logf" 2>&1 || die "$tool backup to $target failed (see $logf)"
 	t1=$(now)
+	awk '{print $1 + $2}' "$WORK/cpu.tmp" >>"$WORK/cpu-$tool-$target"
 	rm -rf "$dir" "$XDG_CACHE_HOME"
 	[[ $target == s3 ]] && rm -rf "$WORK/minio/$bucket"
 	echo "$t1 - $t0" | bc
 }
 
-declare -A MED
+declare -A MED CPU
 for target in ${TARGETS//,/ }; do
 	for r in $(seq "$RUNS"); do
 		# Alternate the order so that neither tool always runs on a
@@ -177,6 +182,7 @@ for target in ${TARGETS//,/ }; do
 	done
 	for tool in einvault restic; do
 		MED[$tool/$target]=$(median <"$WORK/times-$tool-$target")
+		CPU[$tool/$target]=$(median <"$WORK/cpu-$tool-$target")
 	done
 done
 
@@ -188,11 +194,15 @@ OUT=$RESULTS/$(date -u +%Y-%m-%d)-remote-$FILES.md
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 	echo "MinIO / sshd and the clients share the cores; numbers on a shared machine are noisy."
 	echo
-	echo "| target | einvault (s) | restic $(restic version | cut -d' ' -f2) (s) | einvault / restic | target |"
-	echo "|---|---|---|---|---|"
+	echo "| target | einvault (s) | restic $(restic version | cut -d' ' -f2) (s) | einvault / restic | target | einvault CPU (s) | restic CPU (s) | CPU ratio |"
+	echo "|---|---|---|---|---|---|---|---|"
 	for target in ${TARGETS//,/ }; do
 		e=${MED[einvault/$target]} r=${MED[restic/$target]}
-		printf '| %s | %.2f | %.2f | %.2f | ≤ 0.50 |\n' "$target" "$e" "$r" "$(echo "scale=4; $e / $r" | bc)"
+		ec=${CPU[einvault/$target]} rc=${CPU[restic/$target]}
+		printf '| %s | %.2f | %.2f | %.2f | ≤ 0.50 | %.1f | %.1f | %.2f |\n' "$target" "$e" "$r" "$(echo "scale=4; $e / $r" | bc)" \
+			"$ec" "$rc" "$(echo "scale=4; $ec / $rc" | bc)"
 	done
+	echo
+	echo "CPU: user+sys seconds of the client (restic's ssh included), median; the servers' CPU is not counted."
 } | tee "$OUT"
 log "results in $OUT"

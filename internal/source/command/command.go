@@ -117,7 +117,7 @@ func Run(ctx context.Context, cmd *exec.Cmd, name string, emit func(string, io.R
 	cmd.SysProcAttr.Setpgid = true
 	tail := &tailBuffer{max: StderrTailBytes}
 	cmd.Stderr = tail
-	out, err := cmd.StdoutPipe()
+	out, err := source.StdoutPipe(cmd)
 	if err != nil {
 		return Result{}, err
 	}

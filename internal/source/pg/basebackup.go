@@ -121,7 +121,7 @@ func BaseBackupStreams(o BaseOptions) archiver.StreamFunc {
 		cmd.Env = o.DSN.Env()
 		var stderr tailBuffer
 		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
+		out, err := source.StdoutPipe(cmd)
 		if err != nil {
 			return nil, err
 		}

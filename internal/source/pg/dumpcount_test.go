@@ -104,7 +104,7 @@ func TestDumpRowCounts(t *testing.T) {
 		// include '\n' (10) must not count.
 		dataBlock(a, 2, "1\tC26T\n", "2\tC26T\n", strings.Repeat("x", 9)+"\n", copyEnd)
 		dataBlock(a, 3, "1\ttwo\\nlines\n2\t\\\\.\n", "3\t\\N\n\\", ".\n\n\n") // end marker split over chunks
-		dataBlock(a, 4, "INSERT INTO inserts VALUES (1);\n")            // not COPY: left to SQL
+		dataBlock(a, 4, "INSERT INTO inserts VALUES (1);\n")                   // not COPY: left to SQL
 		dataBlock(a, 5, copyEnd)
 		a.WriteByte(blkBlobs)
 		a.int(6)

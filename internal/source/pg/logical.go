@@ -104,16 +104,17 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 		// streams, on the same snapshot.
 		counted := make(chan error, 1)
 		var fromDump chan dumpCount
-		var tee *io.PipeWriter
+		var tee *bufPipe
 		if o.Checksums {
 			go func() { counted <- countTables(ctx, tx, tables, o.Checksums) }()
 		} else {
 			counted <- nil
-			var pr *io.PipeReader
-			pr, tee = io.Pipe()
+			// A buffered pipe: the counter runs beside the backup
+			// instead of taking turns with it on every read.
+			tee = newBufPipe(16)
 			fromDump = make(chan dumpCount, 1)
 			go func() {
-				c, err := DumpRowCounts(pr)
+				c, err := DumpRowCounts(tee)
 				fromDump <- dumpCount{c, err}
 			}()
 		}
@@ -123,7 +124,7 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 		cmd.Env = o.DSN.Env()
 		var stderr tailBuffer
 		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
+		out, err := source.StdoutPipe(cmd)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +137,7 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 		}
 		emitErr := emit(name, cr)
 		if tee != nil {
-			tee.Close()
+			tee.CloseWithError(nil)
 		}
 		if emitErr != nil {
 			_ = cmd.Process.Kill()

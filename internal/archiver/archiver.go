@@ -150,7 +150,11 @@ type Archiver struct {
 	scanDone                                  atomic.Bool
 	current                                   atomic.Pointer[string]
 
-	bufs sync.Pool
+	// bufs is a free list of blob buffers. Unlike a sync.Pool it
+	// survives garbage collections, which run often under the
+	// CLI's low GOGC: a pool emptied by every collection meant a fresh
+	// multi-MiB allocation (zeroed and page-faulted in) for most chunks.
+	bufs chan *[]byte
 }
 
 // New returns an archiver writing into r.
@@ -171,7 +175,7 @@ func New(r Repository, opts Options) *Archiver {
 		}
 	}
 	a := &Archiver{repo: r, opts: opts, names: idNames{users: map[uint32]string{}, groups: map[uint32]string{}}}
-	a.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	a.bufs = make(chan *[]byte, 2*runtime.GOMAXPROCS(0)+2)
 	return a
 }
 
@@ -269,18 +273,28 @@ func (a *Archiver) startWorkers(ctx context.Context) (stop func()) {
 }
 
 func (a *Archiver) getBuf(n int) *[]byte {
-	b := a.bufs.Get().(*[]byte)
-	if cap(*b) < n {
-		nb := make([]byte, n)
+	var b *[]byte
+	select {
+	case b = <-a.bufs:
+	default:
+	}
+	if b == nil || cap(*b) < n {
+		nb := make([]byte, n, max(n, 64<<10))
 		b = &nb
 	}
 	*b = (*b)[:n]
 	return b
 }
 
+// putBuf keeps b for reuse unless it is very large or the free list is
+// full (the list is sized to the buffers in flight).
 func (a *Archiver) putBuf(b *[]byte) {
-	if cap(*b) <= 8<<20 {
-		a.bufs.Put(b)
+	if cap(*b) > 8<<20 {
+		return
+	}
+	select {
+	case a.bufs <- b:
+	default:
 	}
 }
 

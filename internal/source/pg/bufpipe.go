@@ -13,7 +13,9 @@ import (
 // next chunk overlaps with writing the previous one to disk.
 type bufPipe struct {
 	ch      chan []byte
+	free    chan []byte // buffers the reader has emptied, for reuse
 	cur     []byte
+	full    []byte        // the buffer cur is the rest of
 	done    chan struct{} // closed when the reader gives up
 	once    sync.Once
 	mu      sync.Mutex
@@ -22,7 +24,7 @@ type bufPipe struct {
 }
 
 func newBufPipe(depth int) *bufPipe {
-	return &bufPipe{ch: make(chan []byte, depth), done: make(chan struct{})}
+	return &bufPipe{ch: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
 }
 
 // Write copies p (the caller may reuse it) and queues it.
@@ -30,7 +32,15 @@ func (b *bufPipe) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c := make([]byte, len(p))
+	var c []byte
+	select {
+	case c = <-b.free:
+	default:
+	}
+	if cap(c) < len(p) {
+		c = make([]byte, len(p))
+	}
+	c = c[:len(p)]
 	copy(c, p)
 	select {
 	case b.ch <- c:
@@ -53,6 +63,13 @@ func (b *bufPipe) CloseWithError(err error) {
 
 func (b *bufPipe) Read(p []byte) (int, error) {
 	for len(b.cur) == 0 {
+		if b.full != nil {
+			select {
+			case b.free <- b.full[:0]:
+			default:
+			}
+			b.full = nil
+		}
 		c, ok := <-b.ch
 		if !ok {
 			b.mu.Lock()
@@ -62,7 +79,7 @@ func (b *bufPipe) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
-		b.cur = c
+		b.cur, b.full = c, c
 	}
 	n := copy(p, b.cur)
 	b.cur = b.cur[n:]

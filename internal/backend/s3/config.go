@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // ErrUsage is matched by errors in the repository string itself.
@@ -96,6 +97,9 @@ func ParseLocation(loc string) (Config, error) {
 		return c, fmt.Errorf("%w: %q: %v", ErrUsage, loc, err)
 	}
 	c.Bucket = bucket
+	if strings.ContainsFunc(prefix, unicode.IsControl) {
+		return c, fmt.Errorf("%w: %q: the prefix has a control character (%%00-%%1f, %%7f); object keys cannot hold one", ErrUsage, loc)
+	}
 	for _, seg := range strings.Split(prefix, "/") {
 		if prefix != "" && (seg == "" || seg == "." || seg == "..") {
 			return c, fmt.Errorf("%w: %q: bad prefix %q", ErrUsage, loc, prefix)

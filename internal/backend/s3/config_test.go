@@ -24,6 +24,7 @@ func TestParseLocation(t *testing.T) {
 		{loc: "s3:https://h/B", err: "bucket name"},
 		{loc: "s3:https://h/bkt/a//b", err: "bad prefix"},
 		{loc: "s3:https://h/bkt/../x", err: "bad prefix"},
+		{loc: "s3:http://h/bkt/pre%00fix", err: "control character"},
 		{loc: "s3:https://key:secret@h/bkt", err: "credentials"},
 		{loc: "s3:https://h/bkt?colour=red", err: "unknown option"},
 		{loc: "s3:https://h/bkt?object-lock=0d", err: "object-lock"},

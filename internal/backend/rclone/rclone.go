@@ -139,19 +139,20 @@ func start(ctx context.Context, cfg Config, create bool) (*Backend, error) {
 	return &Backend{Backend: be, srv: srv}, nil
 }
 
-// vfsSettle is how long a Load or Stat that found no file waits before
-// looking once more: rclone's VFS briefly hides a file that is being
-// replaced by a rename (seen with rclone 1.60), which must not look like a
-// missing file.
-const vfsSettle = 100 * time.Millisecond
+// A Load or Stat that found no file looks again after vfsSettle, then
+// after twice and four times that (0.7 s in all) before the file counts
+// as missing: rclone's VFS briefly hides a file that is being replaced
+// by a rename (seen with rclone 1.60; under load one 100 ms wait was not
+// always enough), which must not look like a missing file.
+const (
+	vfsSettle      = 100 * time.Millisecond
+	vfsSettleTries = 3
+)
 
 // Load opens h, looking twice before reporting it missing (also when
 // the file vanishes between opening and the first byte).
 func (b *Backend) Load(ctx context.Context, h backend.Handle, offset, length int64) (io.ReadCloser, error) {
-	rd, err := b.Backend.Load(ctx, h, offset, length)
-	if errors.Is(err, backend.ErrNotExist) && settle(ctx) {
-		rd, err = b.Backend.Load(ctx, h, offset, length)
-	}
+	rd, err := b.loadSettled(ctx, h, offset, length)
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +176,10 @@ func (r *settleReader) reopen(err error) bool {
 	}
 	r.started = true
 	_ = r.rd.Close()
-	if !settle(r.ctx) {
+	if !settle(r.ctx, vfsSettle) {
 		return false
 	}
-	rd, oerr := r.b.Backend.Load(r.ctx, r.h, r.offset, r.length)
+	rd, oerr := r.b.loadSettled(r.ctx, r.h, r.offset, r.length)
 	if oerr != nil {
 		r.rd = io.NopCloser(errReader{oerr})
 		return true
@@ -217,14 +218,24 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // Stat returns the size of h, looking twice before reporting it missing.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
 	fi, err := b.Backend.Stat(ctx, h)
-	if errors.Is(err, backend.ErrNotExist) && settle(ctx) {
+	for i := 0; i < vfsSettleTries && errors.Is(err, backend.ErrNotExist) && settle(ctx, vfsSettle<<i); i++ {
 		fi, err = b.Backend.Stat(ctx, h)
 	}
 	return fi, err
 }
 
-func settle(ctx context.Context) bool {
-	t := time.NewTimer(vfsSettle)
+// loadSettled is the SFTP Load, looked at again while rclone may be
+// hiding a file that is being replaced.
+func (b *Backend) loadSettled(ctx context.Context, h backend.Handle, offset, length int64) (io.ReadCloser, error) {
+	rd, err := b.Backend.Load(ctx, h, offset, length)
+	for i := 0; i < vfsSettleTries && errors.Is(err, backend.ErrNotExist) && settle(ctx, vfsSettle<<i); i++ {
+		rd, err = b.Backend.Load(ctx, h, offset, length)
+	}
+	return rd, err
+}
+
+func settle(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

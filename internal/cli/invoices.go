@@ -89,6 +89,39 @@ func openCatalogCache(ctx context.Context, g *Globals, r *repo.Repository) (*cat
 	return c, nil
 }
 
+// catalogSession is a repository opened for an invoices command together
+// with its invoice catalog cache, already brought up to date.
+type catalogSession struct {
+	repo  *repo.Repository
+	cache *catalog.Cache
+}
+
+// openCatalog opens the repository and its catalog cache; Close releases
+// both.
+func openCatalog(ctx context.Context, g *Globals) (*catalogSession, error) {
+	r, err := g.OpenRepo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := openCatalogCache(ctx, g, r)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &catalogSession{repo: r, cache: c}, nil
+}
+
+// snapshot resolves a snapshot reference ("" is every snapshot).
+func (s *catalogSession) snapshot(ctx context.Context, ref string) (string, error) {
+	return snapshotID(ctx, s.cache, ref)
+}
+
+// Close closes the cache, then the repository.
+func (s *catalogSession) Close() {
+	s.cache.Close()
+	s.repo.Close()
+}
+
 func newInvoicesCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "invoices",

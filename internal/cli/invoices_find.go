@@ -82,16 +82,12 @@ func runInvoicesFind(ctx context.Context, g *Globals, o invoicesFindOptions) err
 	if o.q.Limit <= 0 {
 		return usageError("--limit must be positive")
 	}
-	r, err := g.OpenRepo(ctx)
+	cs, err := openCatalog(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	c, err := openCatalogCache(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer cs.Close()
+	c := cs.cache
 	if o.q.Snapshot, err = snapshotID(ctx, c, o.snapshot); err != nil {
 		return err
 	}

@@ -77,16 +77,12 @@ func runReconcile(ctx context.Context, g *Globals, o reconcileOptions) error {
 	if err != nil {
 		return err
 	}
-	r, err := g.OpenRepo(ctx)
+	cs, err := openCatalog(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	c, err := openCatalogCache(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer cs.Close()
+	c := cs.cache
 	var files []catalog.Located
 	source := o.dir
 	if o.dir != "" {

@@ -38,16 +38,12 @@ are not gaps. A number never seen in any snapshot has no snapshot to name.`,
 				return usageError("--year %q: give a year such as 2024", q.Year)
 			}
 			ctx := cmd.Context()
-			r, err := g.OpenRepo(ctx)
+			cs, err := openCatalog(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			c, err := openCatalogCache(ctx, g, r)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+			defer cs.Close()
+			c := cs.cache
 			if q.Snapshot, err = snapshotID(ctx, c, q.Snapshot); err != nil {
 				return err
 			}
@@ -112,16 +108,12 @@ whose integer field "total" is the number of invoices in the snapshot.`,
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.OpenRepo(ctx)
+			cs, err := openCatalog(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			c, err := openCatalogCache(ctx, g, r)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+			defer cs.Close()
+			c := cs.cache
 			sid, err := snapshotID(ctx, c, snapshot)
 			if err != nil {
 				return err

@@ -71,16 +71,12 @@ func runInvoicesRestore(ctx context.Context, g *Globals, o invoicesRestoreOption
 	if strings.Count(key, "/") != 3 && len(key) != 64 {
 		return usageError("KEY %q: give SELLERMST/FORM/SERIES/NUMBER (e.g. 0105987432-999/1/C21TAQ/11) or a 64-character content ID", key)
 	}
-	r, err := g.OpenRepo(ctx)
+	cs, err := openCatalog(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	c, err := openCatalogCache(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer cs.Close()
+	r, c := cs.repo, cs.cache
 	sid, err := snapshotID(ctx, c, o.snapshot)
 	if err != nil {
 		return err

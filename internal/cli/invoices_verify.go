@@ -51,16 +51,12 @@ func runInvoicesVerify(ctx context.Context, g *Globals, arg, snapshot string) er
 	if !isDir && snapshot != "" {
 		return usageError("--snapshot goes with a DIR; to check a snapshot's stored copies give it as the argument")
 	}
-	r, err := g.OpenRepo(ctx)
+	cs, err := openCatalog(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	c, err := openCatalogCache(ctx, g, r)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer cs.Close()
+	r, c := cs.repo, cs.cache
 	var src catalog.FileSource
 	opts := catalog.VerifyOptions{Recheck: recheckInvoices, Workers: runtime.GOMAXPROCS(0)}
 	ref := snapshot

@@ -261,7 +261,11 @@ func gatherMonth(ctx context.Context, g *Globals, month, now time.Time) (*report
 			}
 			m.Copies = append(m.Copies, rc)
 		}
-		m.Verdict = verdictLine(st.Verdict)
+		v := &report.Verdict{Met: st.Verdict.Met}
+		for _, c := range st.Verdict.Criteria {
+			v.Criteria = append(v.Criteria, report.Criterion{Key: c.Key, Want: c.Want, Have: c.Have, Met: c.Met})
+		}
+		m.Verdict = v
 	} else {
 		g.Warnf("warning: copies status: %v\n", err)
 	}

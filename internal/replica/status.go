@@ -38,6 +38,9 @@ type CopyStatus struct {
 
 // Criterion is one part of the 3-2-1-1-0 rule.
 type Criterion struct {
+	// Key names the rule for programs and translations: copies, media,
+	// offsite, immutable or errors.
+	Key  string `json:"key"`
 	Rule string `json:"rule"`
 	Want int    `json:"want"`
 	Have int    `json:"have"`
@@ -197,11 +200,11 @@ func Evaluate(cs []CopyStatus) Verdict {
 		}
 	}
 	v := Verdict{Criteria: []Criterion{
-		{Rule: "copies", Want: 3, Have: len(cs), Met: len(cs) >= 3},
-		{Rule: "media kinds", Want: 2, Have: len(kinds), Met: len(kinds) >= 2},
-		{Rule: "off-site copies", Want: 1, Have: off, Met: off >= 1},
-		{Rule: "immutable copies", Want: 1, Have: imm, Met: imm >= 1},
-		{Rule: "errors at last verification (a copy never verified counts as one)", Want: 0, Have: errs, Met: errs == 0},
+		{Key: "copies", Rule: "copies", Want: 3, Have: len(cs), Met: len(cs) >= 3},
+		{Key: "media", Rule: "media kinds", Want: 2, Have: len(kinds), Met: len(kinds) >= 2},
+		{Key: "offsite", Rule: "off-site copies", Want: 1, Have: off, Met: off >= 1},
+		{Key: "immutable", Rule: "immutable copies", Want: 1, Have: imm, Met: imm >= 1},
+		{Key: "errors", Rule: "errors at last verification (a copy never verified counts as one)", Want: 0, Have: errs, Met: errs == 0},
 	}}
 	v.Met = true
 	for _, c := range v.Criteria {

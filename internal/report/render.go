@@ -140,8 +140,20 @@ func build(m *Month, lang string) document {
 		cb = block{heading: L("copies"), para: L("none")}
 	}
 	d.blocks = append(d.blocks, cb)
-	if m.Verdict != "" {
-		d.blocks = append(d.blocks, block{kv: [][2]string{{L("verdict"), m.Verdict}}})
+	if v := m.Verdict; v != nil {
+		word := L("verdict_not_met")
+		if v.Met {
+			word = L("verdict_met")
+		}
+		kv := [][2]string{{L("verdict"), word}}
+		for _, c := range v.Criteria {
+			mark := L("criterion_met")
+			if !c.Met {
+				mark = L("criterion_missing")
+			}
+			kv = append(kv, [2]string{L("rule_" + c.Key), fmt.Sprintf("%d / %d · %s", c.Have, c.Want, mark)})
+		}
+		d.blocks = append(d.blocks, block{kv: kv})
 	}
 
 	if len(m.Recovery) == 0 {
@@ -149,7 +161,7 @@ func build(m *Month, lang string) document {
 	} else {
 		rt := &table{head: []string{L("time"), L("op"), L("what"), L("result"), L("rto"), L("rpo")}, widths: []float64{1.6, 1, 2.4, 1, 1.4, 1.4}}
 		for _, r := range m.Recovery {
-			rt.rows = append(rt.rows, []string{fmtTime(r.Time, loc), r.Op, r.What, r.Result, withTarget(r.RTO, r.TargetRTO), withTarget(r.RPO, r.TargetRPO)})
+			rt.rows = append(rt.rows, []string{fmtTime(r.Time, loc), word(lang, "op_", r.Op), r.What, word(lang, "", r.Result), withTarget(r.RTO, r.TargetRTO), withTarget(r.RPO, r.TargetRPO)})
 			rtoC, rpoC := "", ""
 			if r.TargetRTO > 0 && r.RTO > r.TargetRTO {
 				rtoC = colFailed
@@ -179,7 +191,7 @@ func build(m *Month, lang string) document {
 			if f.ResolvedAt != nil {
 				res, rc = fmt.Sprintf("%s (%s %s)", fmtTime(*f.ResolvedAt, loc), L("after"), f.TimeToFix), colOK
 			}
-			ft.rows = append(ft.rows, []string{fmtTime(f.Run.Start, loc), f.Run.Job, f.Run.Result, f.Run.Error, res})
+			ft.rows = append(ft.rows, []string{fmtTime(f.Run.Start, loc), f.Run.Job, word(lang, "", f.Run.Result), f.Run.Error, res})
 			ft.colors = append(ft.colors, []string{"", "", resultColor(f.Run.Result), "", rc})
 		}
 		d.blocks = append(d.blocks, block{heading: L("failures"), table: ft})

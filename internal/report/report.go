@@ -71,10 +71,25 @@ type Month struct {
 	Repo      string       `json:"repository"`
 	Runs      []Run        `json:"runs"`
 	Copies    []Copy       `json:"copies"`
-	Verdict   string       `json:"verdict,omitempty"` // 3-2-1-1-0 line from copies status
+	Verdict   *Verdict     `json:"verdict,omitempty"` // 3-2-1-1-0 evaluation from copies status
 	Recovery  []Recovery   `json:"recovery"`
 	Invoices  []MonthCount `json:"invoices_per_month"` // oldest first, the report month last
 	Snapshots int          `json:"snapshots"`
+}
+
+// Verdict is the 3-2-1-1-0 evaluation of the copies.
+type Verdict struct {
+	Met      bool        `json:"met"`
+	Criteria []Criterion `json:"criteria"`
+}
+
+// Criterion is one rule of the verdict. Key is copies, media, offsite,
+// immutable or errors (the report translates it).
+type Criterion struct {
+	Key  string `json:"key"`
+	Want int    `json:"want"`
+	Have int    `json:"have"`
+	Met  bool   `json:"met"`
 }
 
 // JobSummary is the success rate of one job over the month.

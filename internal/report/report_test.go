@@ -21,7 +21,10 @@ var ict = time.FixedZone("ICT", 7*3600)
 // daily database job, a few failures (one unresolved), copies, drills.
 func sampleMonth() *Month {
 	m := &Month{Month: time.Date(2026, 10, 1, 0, 0, 0, 0, ict), Generated: time.Date(2026, 11, 1, 6, 0, 0, 0, ict),
-		Org: "Công ty Hoá đơn Số", Repo: "/srv/einvault/repo", Snapshots: 1512, Verdict: "3-2-1-1-0 met"}
+		Org: "Công ty Hoá đơn Số", Repo: "/srv/einvault/repo", Snapshots: 1512, Verdict: &Verdict{Met: false, Criteria: []Criterion{
+			{Key: "copies", Want: 3, Have: 3, Met: true}, {Key: "media", Want: 2, Have: 2, Met: true},
+			{Key: "offsite", Want: 1, Have: 1, Met: true}, {Key: "immutable", Want: 1, Have: 0, Met: false},
+			{Key: "errors", Want: 0, Have: 0, Met: true}}}}
 	for day := 0; day < 31; day++ {
 		for hour := 0; hour < 24; hour += 3 {
 			start := time.Date(2026, 10, 1+day, hour, 5, 0, 0, ict)

@@ -17,6 +17,10 @@ var labels = map[string]map[string]string{
 		"invoices": "Invoices protected per month",
 		"failures": "Failures and how they were resolved", "error": "Error", "resolved": "Resolved",
 		"not_resolved": "NOT RESOLVED", "after": "after",
+		"verdict_met": "met", "verdict_not_met": "NOT MET", "criterion_met": "ok", "criterion_missing": "missing",
+		"rule_copies": "Copies", "rule_media": "Kinds of media", "rule_offsite": "Off-site copies",
+		"rule_immutable": "Immutable copies", "rule_errors": "Errors at last verification (never verified counts as one)",
+		"op_restore": "restore", "op_drill": "drill",
 		"never": "never",
 	},
 	"vi": {
@@ -34,6 +38,10 @@ var labels = map[string]map[string]string{
 		"invoices": "Số hoá đơn được bảo vệ mỗi tháng",
 		"failures": "Sự cố và cách khắc phục", "error": "Lỗi", "resolved": "Khắc phục",
 		"not_resolved": "CHƯA KHẮC PHỤC", "after": "sau",
+		"verdict_met": "đạt", "verdict_not_met": "CHƯA ĐẠT", "criterion_met": "đạt", "criterion_missing": "thiếu",
+		"rule_copies": "Số bản sao", "rule_media": "Loại phương tiện", "rule_offsite": "Bản sao ngoài trụ sở",
+		"rule_immutable": "Bản sao không thể sửa xoá", "rule_errors": "Lỗi ở lần kiểm tra gần nhất (chưa kiểm tra tính là một lỗi)",
+		"op_restore": "khôi phục", "op_drill": "diễn tập",
 		"never": "chưa bao giờ",
 	},
 	"zh": {
@@ -51,12 +59,26 @@ var labels = map[string]map[string]string{
 		"invoices": "每月受保护的发票数",
 		"failures": "故障及其解决方式", "error": "错误", "resolved": "解决",
 		"not_resolved": "未解决", "after": "耗时",
+		"verdict_met": "达标", "verdict_not_met": "未达标", "criterion_met": "达标", "criterion_missing": "不足",
+		"rule_copies": "副本数", "rule_media": "介质种类", "rule_offsite": "异地副本",
+		"rule_immutable": "不可篡改副本", "rule_errors": "最近一次校验的错误（从未校验计为一个）",
+		"op_restore": "恢复", "op_drill": "演练",
 		"never": "从未",
 	},
 }
 
 // Languages the report can be written in.
 var Languages = []string{"en", "vi", "zh"}
+
+// word translates a value the report shows (a result such as ok or
+// failed, an operation with prefix "op_"); an unknown value is shown as
+// it is.
+func word(lang, prefix, v string) string {
+	if _, ok := labels["en"][prefix+v]; ok {
+		return label(lang, prefix+v)
+	}
+	return v
+}
 
 func label(lang, key string) string {
 	if s, ok := labels[lang][key]; ok {

@@ -92,16 +92,16 @@ func newDBCmd(g *Globals) *cobra.Command {
 'einvault backup sqlite:/path' or 'einvault backup --stdin-from-command'.
 See docs/DATABASES.md, which also has the SQL Server recipe.`,
 	}
-	cmd.AddCommand(newDBRestoreCmd(g), newDBPingCmd(g))
+	cmd.AddCommand(newDBRestoreCmd(g), newDBPingCmd(g), newDBBinlogArchiveCmd(g))
 	return cmd
 }
 
 func newDBRestoreCmd(g *Globals) *cobra.Command {
 	var filter SnapshotFilterFlags
-	var to, bin, defaults string
-	var overwrite bool
+	var to, bin, defaults, toTime string
+	var overwrite, latest bool
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --to TARGET",
+		Use:   "restore SNAPSHOT --to TARGET [--to-time TIME | --latest]",
 		Short: "Restore a MariaDB/MySQL or SQLite backup and verify it",
 		Long: `Restore a database backup and verify what came back against what the
 backup recorded.
@@ -110,6 +110,16 @@ MariaDB/MySQL: TARGET is mysql://user@host:port/NEWDB (or mariadb://, or
 ?socket=/path): NEWDB must not exist; it is created and the dump is fed to
 the mariadb (mysql) client. Verification: every table present, the same row
 count and the same CHECKSUM TABLE value.
+
+Point in time (MariaDB/MySQL with binary logs archived by 'einvault db
+binlog-archive'): --to-time TIME (with a zone) or --latest restores the
+dump, verifies it, then replays the archived binary logs from the dump's
+position up to TIME (or to the end of the archive), only the dumped
+database's changes, renamed to NEWDB. The recovery window (dump time ..
+newest archived transaction) is shown first; a target outside it is
+refused before anything is written. After the replay every table is
+checked (CHECK TABLE) and its rows counted; the report gives the time of
+the last transaction replayed.
 
 SQLite: TARGET is a file path (or sqlite:/path) that must not exist unless
 --overwrite is given. The file is written under a temporary name, checked
@@ -120,7 +130,8 @@ The report goes to stdout (--json for machine-readable output).
 Exit codes: 0 verified, 5 restored but verification failed, 1 error.`,
 		Example: `  einvault db restore latest --tag mariadb --to mysql://root@localhost/einvoice_check?socket=/run/mysqld/mysqld.sock
   einvault db restore 4f2a9c1e --to mysql://admin@db2:3306/einvoice_0301 --json
-  einvault db restore latest --tag sqlite --to /srv/app/restored.sqlite`,
+  einvault db restore latest --tag sqlite --to /srv/app/restored.sqlite
+  einvault db restore latest --tag mariadb --to mysql://root@localhost/einvoice_1405?socket=/run/mysqld/mysqld.sock --to-time "2026-11-20 14:05:00+07"`,
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -153,12 +164,22 @@ Exit codes: 0 verified, 5 restored but verification failed, 1 error.`,
 				if err := d.FillCredentials(g.Getenv, defaults); err != nil {
 					return err
 				}
+				if toTime != "" || latest {
+					if toTime != "" && latest {
+						return usageError("give --to-time or --latest, not both")
+					}
+					return runBinlogRestore(ctx, g, r, snap, meta, d, bin, toTime, latest)
+				}
 				res, err := mysql.Restore(ctx, mysql.RestoreOptions{Meta: meta, Target: d, BinDir: bin, WriteStream: ws})
 				if err != nil {
 					return err
 				}
 				return printDBVerification(g, res, res.Verification, fmt.Sprintf("Restored snapshot %s into database %s (%s) in %s.",
 					snap.ID.Short(), res.Database, formatBytes(uint64(res.Bytes)), formatDuration(res.Seconds)))
+			case meta.Engine == mysql.EngineBinlog:
+				return usageError("snapshot %s holds archived binary logs: restore a dump snapshot (--tag mariadb) with --to-time or --latest, and they are replayed from here", snap.ID.Short())
+			case toTime != "" || latest:
+				return usageError("--to-time and --latest are for MariaDB/MySQL dumps (PostgreSQL: 'einvault pg restore')")
 			case meta.Engine == sqlite.Engine:
 				target := to
 				if p, ok, err := sqlite.ParseLocation(to); ok {
@@ -182,6 +203,8 @@ Exit codes: 0 verified, 5 restored but verification failed, 1 error.`,
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "where to restore: mysql://user@host:port/NEWDB, or a new SQLite file path (required)")
 	f.BoolVar(&overwrite, "overwrite", false, "SQLite: replace an existing file")
+	f.StringVar(&toTime, "to-time", "", "MariaDB/MySQL: replay archived binary logs up to this time (with a zone: \"2026-11-20 14:05:00+07\")")
+	f.BoolVar(&latest, "latest", false, "MariaDB/MySQL: replay every archived binary log after the dump")
 	f.StringVar(&bin, "mysql-bin", "", "MariaDB/MySQL: directory of the mariadb/mysql client (default: PATH)")
 	f.StringVar(&defaults, "mysql-defaults-file", "", "MariaDB/MySQL: option file with [client] user/password (default ~/.my.cnf)")
 	f.StringArrayVar(&filter.Hosts, "host", nil, "for \"latest\": only snapshots of this host (repeat)")

@@ -111,11 +111,6 @@ func openCatalog(ctx context.Context, g *Globals) (*catalogSession, error) {
 	return &catalogSession{repo: r, cache: c}, nil
 }
 
-// snapshot resolves a snapshot reference ("" is every snapshot).
-func (s *catalogSession) snapshot(ctx context.Context, ref string) (string, error) {
-	return snapshotID(ctx, s.cache, ref)
-}
-
 // Close closes the cache, then the repository.
 func (s *catalogSession) Close() {
 	s.cache.Close()

@@ -64,6 +64,9 @@ type MariaDBOptions struct {
 	// test is skipped (not failed: this is a machine limit, not a
 	// missing service).
 	DataTmpfsMiB int
+	// LogBin turns binary logging on (row format, server ID 1), for
+	// point-in-time recovery tests.
+	LogBin bool
 }
 
 // StartMariaDBWith is StartMariaDB with options.
@@ -87,10 +90,14 @@ func StartMariaDBWith(t testing.TB, o MariaDBOptions) *MariaDB {
 		"innodb_flush_log_at_trx_commit=2",
 		"innodb_doublewrite=0",
 		"innodb_flush_method=nosync",
-		"skip-log-bin",
 		"performance_schema=OFF",
 		"",
 	}, "\n")
+	if o.LogBin {
+		settings += "log-bin=mariadb-bin\nserver-id=1\nbinlog_format=ROW\n"
+	} else {
+		settings += "skip-log-bin\n"
+	}
 	conf := settings + strings.Join([]string{
 		"datadir=" + m.DataDir,
 		"socket=" + m.Socket,

@@ -182,6 +182,14 @@ func dump(ctx context.Context, o Options, emit func(string, io.Reader) error) (*
 		return nil, fmt.Errorf("mysql: start consistent snapshot: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	if locked {
+		// Under the global read lock nothing commits: the binary log
+		// position now is exactly the dump's, the start of a
+		// point-in-time replay (einvault db restore --to-time).
+		if err := binlogPosition(ctx, conn, md.Extra); err != nil {
+			return nil, err
+		}
+	}
 
 	args := append(d.ClientArgs(), "--single-transaction", "--routines", "--events", "--triggers",
 		"--hex-blob", "--quick", "--skip-dump-date", "--default-character-set=utf8mb4", "--", d.Database)

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/einvault/einvault/internal/testsvc"
+)
+
+// TestMariaDBPointInTimeCLI: dump, write more in two phases, archive the
+// binary logs, then restore to a time between the phases and to the
+// latest point, through the commands a user runs.
+func TestMariaDBPointInTimeCLI(t *testing.T) {
+	m := testsvc.StartMariaDBWith(t, testsvc.MariaDBOptions{LogBin: true})
+	m.Exec(t, "CREATE DATABASE shop; CREATE TABLE shop.invoices (id INT PRIMARY KEY, n VARCHAR(10)) ENGINE=InnoDB; INSERT INTO shop.invoices VALUES (1,'a'),(2,'b')")
+	env := dbTestEnv(t)
+	url := m.URL("shop")
+	server := m.URL("")
+	if out, errs, code := runDB(t, env, "db", "binlog-archive", server); code != 0 {
+		t.Fatalf("first archive: exit %d %s %s", code, out, errs)
+	}
+	if out, errs, code := runDB(t, env, "backup", url, "--tag", "mariadb"); code != 0 {
+		t.Fatalf("backup: exit %d %s %s", code, out, errs)
+	}
+	m.Exec(t, "INSERT INTO shop.invoices VALUES (3,'c'), (4,'d')")
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
+	between := time.Now().Truncate(time.Second)
+	m.Exec(t, "INSERT INTO shop.invoices VALUES (5,'e'); DELETE FROM shop.invoices WHERE id = 1")
+
+	// Before the dump's binary log is archived there is nothing to replay.
+	if _, errs, code := runDB(t, env, "db", "restore", "latest", "--tag", "mariadb", "--to", m.URL("early"), "--latest"); code != 1 || !strings.Contains(errs, "not archived") {
+		t.Fatalf("log not archived yet: exit %d %s", code, errs)
+	}
+	out, errs, code := runDB(t, env, "db", "binlog-archive", server, "--json")
+	if code != 0 {
+		t.Fatalf("archive: exit %d %s %s", code, out, errs)
+	}
+	if out, _, code := runDB(t, env, "db", "binlog-archive", server); code != 0 || !strings.Contains(out, "Nothing new") {
+		t.Fatalf("archive again: exit %d %s", code, out)
+	}
+
+	// A target after the newest archived transaction is refused with the window.
+	if _, errs, code := runDB(t, env, "db", "restore", "latest", "--tag", "mariadb", "--to", m.URL("late"), "--to-time", time.Now().Add(time.Hour).Format(time.RFC3339)); code != 1 || !strings.Contains(errs, "window") {
+		t.Fatalf("target beyond the archive: exit %d %s", code, errs)
+	}
+	out, errs, code = runDB(t, env, "db", "restore", "latest", "--tag", "mariadb", "--to", m.URL("shop_between"), "--to-time", between.Format(time.RFC3339), "--json")
+	if code != 0 {
+		t.Fatalf("restore to time: exit %d %s %s", code, out, errs)
+	}
+	var res struct {
+		Replay struct {
+			Applied time.Time `json:"applied"`
+		} `json:"replay"`
+		Window struct{ From, Until time.Time } `json:"window"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if res.Replay.Applied.IsZero() || !res.Replay.Applied.Before(between) || res.Window.Until.Before(between) {
+		t.Fatalf("report %+v, target %v", res, between)
+	}
+	if got := m.QueryString(t, "shop_between", "SELECT GROUP_CONCAT(id ORDER BY id) FROM invoices"); got != "1,2,3,4" {
+		t.Fatalf("rows at %v: %s", between, got)
+	}
+	out, errs, code = runDB(t, env, "db", "restore", "latest", "--tag", "mariadb", "--to", m.URL("shop_latest"), "--latest")
+	if code != 0 || !strings.Contains(out, "CHECK TABLE") {
+		t.Fatalf("restore latest: exit %d %s %s", code, out, errs)
+	}
+	if got := m.QueryString(t, "shop_latest", "SELECT GROUP_CONCAT(id ORDER BY id) FROM invoices"); got != "2,3,4,5" {
+		t.Fatalf("rows at the latest point: %s", got)
+	}
+	if got := m.QueryString(t, "shop", "SELECT GROUP_CONCAT(id ORDER BY id) FROM invoices"); got != "2,3,4,5" {
+		t.Fatalf("the source database changed: %s", got)
+	}
+	// A target before the dump is refused; so is --to-time on an archive snapshot.
+	if _, errs, code := runDB(t, env, "db", "restore", "latest", "--tag", "mariadb", "--to", m.URL("x"), "--to-time", "2001-01-01 00:00:00+00"); code != 1 || !strings.Contains(errs, "before snapshot") {
+		t.Fatalf("target before the dump: exit %d %s", code, errs)
+	}
+	if _, errs, code := runDB(t, env, "db", "restore", "latest", "--tag", "binlog", "--to", m.URL("x"), "--latest"); code != ExitUsage || !strings.Contains(errs, "archived binary logs") {
+		t.Fatalf("archive snapshot as dump: exit %d %s", code, errs)
+	}
+}

@@ -104,6 +104,48 @@ func newVerifyingReader(rd io.Reader, name string, size int64) *verifyingReader 
 	return v
 }
 
+// reader returns v as the reader to hand to a backend's Save: when the
+// source can seek, a reader that can also seek back to its start (the
+// retry decorator then re-reads the source for another attempt instead
+// of holding the whole file in memory).
+func (v *verifyingReader) reader() io.Reader {
+	if s, ok := v.rd.(io.Seeker); ok {
+		if start, err := s.Seek(0, io.SeekCurrent); err == nil {
+			return &seekingVerifier{v: v, s: s, start: start}
+		}
+	}
+	return v
+}
+
+// seekingVerifier is a verifyingReader over a seekable source. It seeks
+// only to its current position (to tell it) and back to its start, where
+// verification starts over.
+type seekingVerifier struct {
+	v     *verifyingReader
+	s     io.Seeker
+	start int64
+}
+
+func (sv *seekingVerifier) Read(p []byte) (int, error) { return sv.v.Read(p) }
+
+func (sv *seekingVerifier) Seek(offset int64, whence int) (int64, error) {
+	switch {
+	case whence == io.SeekCurrent && offset == 0:
+		return sv.v.n, nil
+	case whence == io.SeekStart && offset == 0:
+		if _, err := sv.s.Seek(sv.start, io.SeekStart); err != nil {
+			return 0, err
+		}
+		v := sv.v
+		v.n, v.err = 0, nil
+		if v.h != nil {
+			v.h.Reset()
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("verifying reader: cannot seek to %d from %d", offset, whence)
+}
+
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.read(p)
 	if err != nil && err != io.EOF {

@@ -407,7 +407,7 @@ func copyOne(ctx context.Context, srcs []srcListing, dst Member, h backend.Handl
 			continue
 		}
 		vr := newVerifyingReader(rd, h.Name, sz)
-		err = dst.Backend.Save(ctx, h, vr, sz)
+		err = dst.Backend.Save(ctx, h, vr.reader(), sz)
 		_ = rd.Close()
 		if err == nil {
 			return true, nil
@@ -501,5 +501,5 @@ func CopyFile(ctx context.Context, src, dst Member, h backend.Handle) error {
 		return err
 	}
 	defer rd.Close()
-	return dst.Backend.Save(ctx, h, newVerifyingReader(rd, h.Name, fi.Size), fi.Size)
+	return dst.Backend.Save(ctx, h, newVerifyingReader(rd, h.Name, fi.Size).reader(), fi.Size)
 }

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/einvault/einvault/internal/backend"
@@ -72,6 +73,9 @@ type Options struct {
 type Backend struct {
 	be   backend.Backend
 	opts Options
+	// bufs holds emptied Save buffers for reuse: a pack is megabytes,
+	// and a fresh buffer per Save costs as much CPU to clear as to fill.
+	bufs sync.Pool
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -179,10 +183,11 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 	if rewind == nil && b.opts.MaxAttempts > 1 && size >= 0 && size <= b.opts.MaxBuffer {
 		// Read one byte more than announced so that the wrapped backend
 		// still sees, and reports, a source longer than size.
-		buf, err := io.ReadAll(io.LimitReader(rd, size+1))
+		buf, err := b.readSource(rd, size)
 		if err != nil {
 			return fmt.Errorf("save %v: read source: %w", h, err)
 		}
+		defer b.bufs.Put(&buf)
 		br := bytes.NewReader(buf)
 		rd = br
 		rewind = func() error {
@@ -202,6 +207,25 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 		}
 		return b.be.Save(ctx, h, rd, size)
 	})
+}
+
+// readSource reads up to size+1 bytes of rd (one more than announced so
+// that the wrapped backend still sees, and reports, a longer source) into
+// a buffer of the pool, grown to size+1 when it is smaller.
+func (b *Backend) readSource(rd io.Reader, size int64) ([]byte, error) {
+	var buf []byte
+	if p, ok := b.bufs.Get().(*[]byte); ok {
+		buf = *p
+	}
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, size+1)
+	}
+	buf = buf[:size+1]
+	n, err := io.ReadFull(rd, buf)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return buf[:n], err
 }
 
 // Load opens a reader through the wrapped backend, retrying the opening.

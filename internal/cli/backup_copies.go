@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/replica"
 	"github.com/einvault/einvault/internal/repo"
 )
@@ -16,6 +17,35 @@ type backupCopies struct {
 	writer   *repo.Repository // nil: the -r repository
 	failures []copyOutcome
 	probed   map[string]string // pre-flight errors by copy name
+	streamer *replica.Streamer // nil: nothing streamed while the backup ran
+}
+
+// streamToCopies sends the packs the backup writes on to the copies that
+// passed the pre-flight while the backup runs (see replica.Streamer), so
+// the sync in finish has little left to do. Only a primary on a local
+// file system streams: reading a pack back from a remote primary would
+// download it again.
+func (t *backupTarget) streamToCopies(ctx context.Context, g *Globals) {
+	bc := t.bc
+	if bc == nil || bc.streamer != nil {
+		return
+	}
+	self := bc.cs.members[0]
+	if _, ok := t.r.Backend().(backend.TempFiler); !ok {
+		return
+	}
+	var dsts []replica.Member
+	for _, m := range bc.cs.members[1:] {
+		if msg, ok := bc.probed[m.Name]; ok && msg == "" {
+			dsts = append(dsts, m)
+		}
+	}
+	if len(dsts) == 0 {
+		return
+	}
+	self.Backend = t.r.Backend()
+	bc.streamer = replica.NewStreamer(ctx, self, dsts, 2, g.Logger())
+	t.r.UseBackend(bc.streamer.Backend())
 }
 
 // estimateUpload guesses what a backup will add: the most any of the last
@@ -102,12 +132,26 @@ func prepareBackupCopies(ctx context.Context, g *Globals, r *repo.Repository) (*
 // reports every failing copy in one line; the error is the degraded exit.
 func (bc *backupCopies) finish(ctx context.Context, g *Globals, noSync bool) error {
 	outs := bc.failures
+	var streamed []replica.StreamStats
+	if bc.streamer != nil {
+		streamed = bc.streamer.Finish()
+		for _, st := range streamed {
+			g.Logger().Debug("streamed to copy while the backup ran", "copy", st.Copy, "files", st.Files, "bytes", st.Bytes, "stopped", st.Failed)
+		}
+	}
 	if !noSync {
 		for _, o := range syncCopies(ctx, g, bc.cs, syncRun{additive: true, workers: 4, preflighted: bc.probed}) {
 			dup := false
 			for _, f := range outs {
 				if f.Copy == o.Copy && !o.OK {
 					dup = true
+				}
+			}
+			for _, st := range streamed {
+				if st.Copy == o.Copy && o.Result != nil {
+					// What went while the backup ran counts as copied.
+					o.Result.Copied += st.Files
+					o.Result.CopiedBytes += st.Bytes
 				}
 			}
 			if !dup {

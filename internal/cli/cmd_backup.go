@@ -135,6 +135,9 @@ func runBackup(ctx context.Context, g *Globals, o backupOptions, args []string) 
 		return err
 	}
 	defer t.close()
+	if !o.noSync {
+		t.streamToCopies(ctx, g)
+	}
 	r := t.r
 
 	host := o.host
@@ -244,6 +247,9 @@ func (t *backupTarget) finish(ctx context.Context, g *Globals, noSync bool) erro
 // close releases the lock and closes what openBackupTarget opened, last first.
 func (t *backupTarget) close() {
 	t.unlock()
+	if t.bc != nil && t.bc.streamer != nil {
+		t.bc.streamer.Abort()
+	}
 	for i := len(t.closes) - 1; i >= 0; i-- {
 		t.closes[i]()
 	}

@@ -1,11 +1,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/einvault/einvault/internal/config"
+	"github.com/einvault/einvault/internal/daemon"
+	"github.com/einvault/einvault/internal/journal"
+	"github.com/einvault/einvault/internal/notify"
 	"github.com/einvault/einvault/internal/testsvc"
 )
 
@@ -80,5 +88,44 @@ func TestMariaDBPointInTimeCLI(t *testing.T) {
 	}
 	if _, errs, code := runDB(t, env, "db", "restore", "latest", "--tag", "binlog", "--to", m.URL("x"), "--latest"); code != ExitUsage || !strings.Contains(errs, "archived binary logs") {
 		t.Fatalf("archive snapshot as dump: exit %d %s", code, errs)
+	}
+
+	// The daemon archives on the job's binlog schedule, with the job's
+	// tags, and raises a critical alert when archiving fails.
+	m.Exec(t, "INSERT INTO shop.invoices VALUES (6,'f')")
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`repository: {location: %s}
+sources: {erp-db: {database: %q}}
+jobs:
+  erp: {class: transactions, sources: [erp-db], binlog: every 5m}
+`, env["EINVAULT_REPO"], url)), "t.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := &Globals{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string { return env[k] }, StateDir: t.TempDir(), log: log}
+	j, err := journal.Open(ctx, g.StateDir, journal.Options{Logger: log, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	n := &recordingNotifier{}
+	d, err := daemon.New(ctx, cfg, daemon.Options{Logger: log, Journal: j, Runner: cliRunner{g: g, log: log}, Notifier: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := d.RunBinlog(ctx, "erp", "test"); o.Failed() || o.Entry.Snapshot == "" || o.Entry.Op != daemon.OpBinlog {
+		t.Fatalf("scheduled archive: %+v", o.Entry)
+	}
+	if out, _, _ := runDB(t, env, "snapshots", "--tag", config.JobTag+"erp,binlog", "--json"); !strings.Contains(out, "mariadb-binlog") {
+		t.Fatalf("archive snapshot without the job's tags: %s", out)
+	}
+	m.Stop(t)
+	if o := d.RunBinlog(ctx, "erp", "test"); !o.Failed() {
+		t.Fatalf("archive with the server down: %+v", o.Entry)
+	}
+	evs := n.take()
+	if len(evs) == 0 || evs[len(evs)-1].Op != daemon.OpBinlog || evs[len(evs)-1].Severity != notify.SeverityCritical {
+		t.Fatalf("no critical alert: %+v", evs)
 	}
 }

@@ -39,6 +39,7 @@ type jobJSON struct {
 	Sources  []string `json:"sources"`
 	Verify   string   `json:"verify"`
 	Drill    string   `json:"drill,omitempty"`
+	Binlog   string   `json:"binlog,omitempty"`
 }
 
 type validateJSON struct {
@@ -124,6 +125,9 @@ Exit codes: 0 valid, 1 errors found (listed), 2 usage.`,
 				if j.DrillSpec.Kind != "" {
 					jj.Drill = j.DrillSpec.Describe()
 				}
+				if j.BinlogSpec.Kind != "" {
+					jj.Binlog = j.BinlogSpec.Describe()
+				}
 				out.Jobs = append(out.Jobs, jj)
 			}
 			if g.JSON {
@@ -166,9 +170,9 @@ func printValid(g *Globals, c *config.Config, out validateJSON) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name, cl.Schedule, cl.Retention, legal, cl.Effective, rpo, cl.RTO)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "JOB\tCLASS\tSCHEDULE\tSOURCES\tVERIFY\tDRILL")
+	fmt.Fprintln(tw, "JOB\tCLASS\tSCHEDULE\tSOURCES\tVERIFY\tDRILL\tBINLOG")
 	for _, j := range out.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.Class, j.Schedule, strings.Join(j.Sources, ", "), j.Verify, dash(j.Drill))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.Class, j.Schedule, strings.Join(j.Sources, ", "), j.Verify, dash(j.Drill), dash(j.Binlog))
 	}
 	tw.Flush()
 	if len(c.Maintenance) > 0 {

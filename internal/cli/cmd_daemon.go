@@ -170,6 +170,35 @@ func (cr cliRunner) Run(ctx context.Context, cfg *config.Config, op daemon.Op) d
 			return fail(code, err)
 		}
 		return o
+	case daemon.OpBinlog:
+		var errs []string
+		worst := ExitOK
+		var srcs, snaps []string
+		for _, name := range op.Job.Sources {
+			src := cfg.Sources[name]
+			if src == nil || !config.IsMySQLDSN(src.Database) {
+				continue
+			}
+			srcs = append(srcs, name)
+			sub, code, err := cr.exec(ctx, cfg, op, "db", "binlog-archive", "--tag", config.ClassTag+op.Job.Class, "--tag", config.JobTag+op.Job.Name, src.Database)
+			if rec := sub.op; rec != nil && rec.snapshot != "" {
+				snaps = append(snaps, rec.snapshot)
+				o.Entry.Files += rec.files
+				o.Entry.BytesRead += rec.bytesRead
+				o.Entry.BytesAdded += rec.bytesAdded
+			}
+			if err != nil {
+				errs = append(errs, name+": "+oneLine(err))
+				if worse(code, worst) {
+					worst = code
+				}
+			}
+		}
+		o.Entry.Source, o.Entry.Snapshot = strings.Join(srcs, ","), strings.Join(snaps, ",")
+		if worst != ExitOK {
+			return fail(worst, errors.New(strings.Join(errs, "; ")))
+		}
+		return o
 	case daemon.OpPrune:
 		if _, code, err := cr.exec(ctx, cfg, op, "prune"); err != nil {
 			return fail(code, err)

@@ -209,7 +209,7 @@ func gatherMonth(ctx context.Context, g *Globals, month, now time.Time) (*report
 		}
 		dur := e.End.Sub(e.Start)
 		switch e.Op {
-		case "backup", "sync", "check", "prune", "forget", "repair":
+		case "backup", "sync", "check", "prune", "forget", "repair", "binlog":
 			if e.Op != "backup" {
 				job = job + " (" + e.Op + ")"
 			}

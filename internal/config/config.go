@@ -9,6 +9,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/einvault/einvault/internal/forget"
@@ -78,6 +79,12 @@ type Source struct {
 }
 
 // Type is "files", "database" or "command".
+// IsMySQLDSN reports whether a source's database location is a
+// MariaDB/MySQL server (mysql:// or mariadb://).
+func IsMySQLDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "mysql://") || strings.HasPrefix(dsn, "mariadb://")
+}
+
 func (s *Source) Type() string {
 	switch {
 	case s.Database != "":
@@ -155,6 +162,10 @@ type Job struct {
 	// restored into a scratch place and verified, and the RTO and RPO
 	// measured against the class's targets ("0 3 * * 0"; empty: none).
 	Drill string `yaml:"drill"`
+	// Binlog schedules archiving of the binary logs of the job's
+	// MariaDB/MySQL sources ("every 5m" or "*/5 * * * *"; empty: none): the
+	// interval is the RPO of point-in-time restores between dumps.
+	Binlog string `yaml:"binlog"`
 	// Retries of transient failures (default: the daemon's).
 	Retries *int `yaml:"retries"`
 
@@ -164,6 +175,8 @@ type Job struct {
 	VerifyBytes int64 `yaml:"-"`
 	// DrillSpec is Drill parsed (zero Kind: no drills).
 	DrillSpec schedule.Spec `yaml:"-"`
+	// BinlogSpec is Binlog parsed (zero Kind: no archiving).
+	BinlogSpec schedule.Spec `yaml:"-"`
 }
 
 // Window holds jobs back while something else happens on the systems.

@@ -37,6 +37,8 @@ func TestParseErrors(t *testing.T) {
 		{"wal_max_age", "repository: {location: /r}\nclasses:\n  invoice-database:\n    wal_max_age: often\n", 4, "wal_max_age \"often\""},
 		{"wal check", "repository: {location: /r}\ndaemon:\n  wal_check_interval: 0s\n", 3, "at least 1s"},
 		{"drill schedule", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    drill: \"61 * * * *\"\n", 7, "61"},
+		{"binlog without a MariaDB source", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    binlog: every 5m\n", 7, "no MariaDB/MySQL source"},
+		{"binlog on change", "repository: {location: /r}\nsources: {a: {database: \"mysql://u@h/db\"}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    binlog: on change\n", 7, "archived at times"},
 		{"drill on change", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    drill: on change\n", 7, "runs at times"},
 		{"verify", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    verify: most\n", 7, "invalid subset"},
 		{"verify budget", "repository: {location: /r}\nsources: {a: {paths: [/a]}}\njobs:\n  j:\n    class: logs\n    sources: [a]\n    verify_budget: lots\n", 7, "verify_budget"},

@@ -659,6 +659,26 @@ func (l *loader) validateJobs(c *Config) {
 				j.DrillSpec = sp
 			}
 		}
+		if j.Binlog != "" {
+			sp, err := schedule.Parse(j.Binlog)
+			switch {
+			case err != nil:
+				l.errf(append(p, "binlog"), "%v", err)
+			case !sp.Timed():
+				l.errf(append(p, "binlog"), "binary logs are archived at times: use a cron expression or an interval such as \"every 5m\", not %q", j.Binlog)
+			default:
+				j.BinlogSpec = sp
+			}
+			mysqlSources := 0
+			for _, sn := range j.Sources {
+				if s := c.Sources[sn]; s != nil && IsMySQLDSN(s.Database) {
+					mysqlSources++
+				}
+			}
+			if mysqlSources == 0 {
+				l.errf(append(p, "binlog"), "job %s has no MariaDB/MySQL source (database: mysql://...) whose binary logs could be archived", name)
+			}
+		}
 		if j.Retries != nil && *j.Retries < 0 {
 			l.errf(append(p, "retries"), "retries must be 0 or more")
 		}

@@ -58,6 +58,7 @@ const (
 	OpPrune     = "prune"
 	OpReport    = "report"
 	OpDrill     = "drill"
+	OpBinlog    = "binlog"
 )
 
 // Op is one operation for a Runner.
@@ -390,19 +391,9 @@ func (d *Daemon) RunMaintenance(ctx context.Context, op, trigger string) Outcome
 // missed target as degraded, a failed verification or a drill that could
 // not run as a failure.
 func (d *Daemon) RunDrill(ctx context.Context, name, trigger string) Outcome {
-	cfg := d.Config()
-	job := cfg.Jobs[name]
-	if job == nil {
-		return Outcome{Entry: journal.Entry{Op: OpDrill, Job: name, Result: journal.ResultFailed, Error: "no job named " + name}}
-	}
-	plan := DrillPrefix + name
-	start := d.clock.Now()
-	if err := d.state.Started(ctx, plan, start); err != nil {
-		d.log.Error("daemon state not written", "err", err)
-	}
-	o := d.op(ctx, cfg, Op{Name: OpDrill, Job: job, Trigger: trigger}, true)
-	if err := d.state.Finished(ctx, plan, start, d.clock.Now(), o.Entry.Result, o.Entry.Error); err != nil {
-		d.log.Error("daemon state not written", "err", err)
+	o, ok := d.runJobOp(ctx, OpDrill, DrillPrefix, name, trigger)
+	if !ok {
+		return o
 	}
 	fields := map[string]string{"exit_code": fmt.Sprint(o.Entry.ExitCode), "rto": secs(o.Entry.RTO), "rpo": secs(o.Entry.RPO)}
 	if o.Entry.TargetRTO > 0 {
@@ -425,6 +416,39 @@ func (d *Daemon) RunDrill(ctx context.Context, name, trigger string) Outcome {
 	return o
 }
 
+// runJobOp runs operation op of job name (a drill, a binary log archive)
+// and journals it, with its own line (prefix+name) in the state table.
+func (d *Daemon) runJobOp(ctx context.Context, op, prefix, name, trigger string) (Outcome, bool) {
+	cfg := d.Config()
+	job := cfg.Jobs[name]
+	if job == nil {
+		return Outcome{Entry: journal.Entry{Op: op, Job: name, Result: journal.ResultFailed, Error: "no job named " + name}}, false
+	}
+	plan := prefix + name
+	start := d.clock.Now()
+	if err := d.state.Started(ctx, plan, start); err != nil {
+		d.log.Error("daemon state not written", "err", err)
+	}
+	o := d.op(ctx, cfg, Op{Name: op, Job: job, Trigger: trigger}, true)
+	if err := d.state.Finished(ctx, plan, start, d.clock.Now(), o.Entry.Result, o.Entry.Error); err != nil {
+		d.log.Error("daemon state not written", "err", err)
+	}
+	return o, true
+}
+
+// RunBinlog archives the binary logs of job's MariaDB/MySQL sources now,
+// journals it and raises a critical alert when it fails: until it works
+// again, point-in-time restores cannot reach past the last archived log.
+func (d *Daemon) RunBinlog(ctx context.Context, name, trigger string) Outcome {
+	o, ok := d.runJobOp(ctx, OpBinlog, BinlogPrefix, name, trigger)
+	if ok && o.Failed() {
+		d.notify(ctx, notify.Event{Kind: notify.KindFailure, Severity: notify.SeverityCritical, Job: name, Op: OpBinlog,
+			Message: fmt.Sprintf("Binary log archiving of %s failed (point-in-time restores stop at the last archived log): %s", name, o.Entry.Error),
+			Fields:  map[string]string{"exit_code": fmt.Sprint(o.Entry.ExitCode), "error": o.Entry.Error}})
+	}
+	return o
+}
+
 func secs(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }
@@ -441,6 +465,8 @@ func (d *Daemon) reportMissed(ctx context.Context, job string, n int, since time
 	switch {
 	case strings.HasPrefix(job, DrillPrefix):
 		op, job = OpDrill, strings.TrimPrefix(job, DrillPrefix)
+	case strings.HasPrefix(job, BinlogPrefix):
+		op, job = OpBinlog, strings.TrimPrefix(job, BinlogPrefix)
 	case strings.HasPrefix(job, "@"):
 		op, job = strings.TrimPrefix(job, "@"), ""
 	}

@@ -22,6 +22,8 @@ const (
 	// DrillPrefix names a job's drills in the plan and the state
 	// ("drill:invoices-hourly").
 	DrillPrefix = "drill:"
+	// BinlogPrefix names a job's binary log archiving ("binlog:shop-db").
+	BinlogPrefix = "binlog:"
 )
 
 type finished struct{ job string }
@@ -97,6 +99,11 @@ func (d *Daemon) Serve(ctx context.Context, reload <-chan struct{}) error {
 				d.mu.Unlock()
 			case strings.HasPrefix(job, DrillPrefix):
 				d.RunDrill(runCtx, strings.TrimPrefix(job, DrillPrefix), trigger)
+				d.mu.Lock()
+				delete(d.running, job)
+				d.mu.Unlock()
+			case strings.HasPrefix(job, BinlogPrefix):
+				d.RunBinlog(runCtx, strings.TrimPrefix(job, BinlogPrefix), trigger)
 				d.mu.Lock()
 				delete(d.running, job)
 				d.mu.Unlock()
@@ -239,6 +246,9 @@ func (d *Daemon) buildPlan(ctx context.Context) *schedule.Plan {
 		if sp := cfg.Jobs[name].DrillSpec; sp.Timed() {
 			plan.Add(DrillPrefix+name, sp, last[DrillPrefix+name], now)
 		}
+		if sp := cfg.Jobs[name].BinlogSpec; sp.Timed() {
+			plan.Add(BinlogPrefix+name, sp, last[BinlogPrefix+name], now)
+		}
 	}
 	plan.Add(RetentionJob, cfg.Daemon.RetentionSpec, last[RetentionJob], now)
 	plan.Add(PruneJob, cfg.Daemon.PruneSpec, last[PruneJob], now)
@@ -260,6 +270,8 @@ func (d *Daemon) savePlan(ctx context.Context, plan *schedule.Plan) {
 		default:
 			if j := cfg.Jobs[strings.TrimPrefix(name, DrillPrefix)]; j != nil && strings.HasPrefix(name, DrillPrefix) {
 				sched = j.DrillSpec.Describe()
+			} else if j := cfg.Jobs[strings.TrimPrefix(name, BinlogPrefix)]; j != nil && strings.HasPrefix(name, BinlogPrefix) {
+				sched = j.BinlogSpec.Describe()
 			} else if j := cfg.Jobs[name]; j != nil {
 				sched = j.Spec.Describe()
 			}

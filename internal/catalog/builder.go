@@ -161,7 +161,9 @@ func blobRefs(ids []repo.ID) []Blob {
 // ContentID is the catalog's content ID of a file: hex SHA-256 of its bytes.
 func ContentID(data []byte) string {
 	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], s[:])
+	return string(h[:])
 }
 
 func (b *Builder) parse(ctx context.Context, p string, node *repo.Node, data []byte) {

@@ -198,7 +198,8 @@ func damagedV2(t *testing.T, lines string, edit func(*trailer)) []byte {
 		edit(&tr)
 	}
 	tj, _ := json.Marshal(tr)
-	out := append(w.payload, tj...)
+	out := bytes.Join(w.chunks, nil)
+	out = append(out, tj...)
 	return binary.LittleEndian.AppendUint32(out, uint32(len(tj)))
 }
 

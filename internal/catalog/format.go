@@ -94,10 +94,11 @@ func IndexLocator(ix Locator) LocateFunc {
 // refer to.
 type Writer struct {
 	zenc *zstd.Encoder
-	bufs chan []byte // encoding buffers, reused across blocks
+	bufs chan []byte // encoding and compression buffers, reused across blocks
 
 	mu      sync.Mutex
-	payload []byte
+	chunks  [][]byte // the payload so far, in pieces (no regrowth copies)
+	size    int64    // bytes in chunks
 	blocks  []section
 	entries int
 	ids     []repo.ID
@@ -111,10 +112,8 @@ func NewWriter() (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := make([]byte, 0, 64<<10)
-	p = append(p, magic...)
-	p = append(p, 2)
-	return &Writer{zenc: zenc, payload: p, bufs: make(chan []byte, procs)}, nil
+	head := append([]byte(magic), 2)
+	return &Writer{zenc: zenc, chunks: [][]byte{head}, size: int64(len(head)), bufs: make(chan []byte, 2*procs)}, nil
 }
 
 // AddBlock encodes entries (at most BlockEntries; sorted in place by key)
@@ -160,15 +159,39 @@ func (w *Writer) AddBlock(entries []Entry) error {
 		buf = appendEntry(buf, &e)
 		buf = append(buf, '\n')
 	}
-	// compressed straight onto the payload (no copy): blocks are
-	// compressed one at a time, each in a few milliseconds
+	// compressed outside the lock into a reused buffer, then kept in a
+	// piece of its own size
+	comp := w.compress(buf)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	off := len(w.payload)
-	w.payload = w.zenc.EncodeAll(buf, w.payload)
-	w.blocks = append(w.blocks, section{Off: int64(off), Len: int64(len(w.payload) - off), N: len(entries)})
+	w.blocks = append(w.blocks, w.appendLocked(comp, len(entries)))
 	w.entries += len(entries)
 	return nil
+}
+
+// compress returns plain zstd-compressed in a slice of its own.
+func (w *Writer) compress(plain []byte) []byte {
+	var scratch []byte
+	select {
+	case scratch = <-w.bufs:
+	default:
+		scratch = make([]byte, 0, len(plain)/2)
+	}
+	scratch = w.zenc.EncodeAll(plain, scratch[:0])
+	comp := bytes.Clone(scratch)
+	select {
+	case w.bufs <- scratch[:0]:
+	default:
+	}
+	return comp
+}
+
+// appendLocked adds a compressed section to the payload (w.mu held).
+func (w *Writer) appendLocked(comp []byte, n int) section {
+	s := section{Off: w.size, Len: int64(len(comp)), N: n}
+	w.chunks = append(w.chunks, comp)
+	w.size += int64(len(comp))
+	return s
 }
 
 // Entries is the number of entries added so far.
@@ -242,17 +265,18 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 	if err != nil {
 		return nil, fmt.Errorf("encode catalog trailer: %w", err)
 	}
-	out := append(w.payload, tj...)
+	out := make([]byte, 0, w.size+int64(len(tj))+4)
+	for _, c := range w.chunks {
+		out = append(out, c...)
+	}
+	out = append(out, tj...)
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(tj)))
-	w.payload, w.ids, w.blocks = nil, nil, nil
+	w.chunks, w.ids, w.blocks = nil, nil, nil
 	return out, nil
 }
 
 func (w *Writer) add(plain []byte, n int) section {
-	comp := w.zenc.EncodeAll(plain, nil)
-	s := section{Off: int64(len(w.payload)), Len: int64(len(comp)), N: n}
-	w.payload = append(w.payload, comp...)
-	return s
+	return w.appendLocked(w.compress(plain), n)
 }
 
 // Reader reads a catalog payload of any version one block at a time:

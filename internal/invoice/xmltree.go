@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // node is one element of a parsed document: a small tree that keeps
@@ -21,6 +22,36 @@ type node struct {
 	// becomes a string only when an extractor reads it.
 	raw   []byte
 	owned bool
+	strs  *strArena // where the strings extractors read are copied to
+}
+
+// strArena hands out the strings an extractor reads: copies of input
+// bytes made into one shared, append-only buffer instead of one
+// allocation each (an invoice has a dozen or two such fields, and the
+// backup extracts millions). Bytes once handed out are never written
+// again, so the strings stay immutable; a full buffer is replaced, not
+// reused, and lives on as long as a string refers to it.
+type strArena struct{ buf []byte }
+
+const (
+	arenaChunk    = 8 << 10
+	arenaMaxPiece = 512 // longer strings get their own allocation
+)
+
+// str returns b as a string.
+func (a *strArena) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if a == nil || len(b) > arenaMaxPiece {
+		return string(b)
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return unsafe.String(&a.buf[start], len(b))
 }
 
 // attr is one attribute: its value stays a slice of the input (entities
@@ -57,7 +88,7 @@ func (n *node) path(names ...string) *node {
 // str returns the trimmed text at the path ("" when missing).
 func (n *node) str(names ...string) string {
 	if m := n.path(names...); m != nil {
-		return string(bytes.TrimSpace(m.raw))
+		return m.strs.str(bytes.TrimSpace(m.raw))
 	}
 	return ""
 }
@@ -67,7 +98,7 @@ func (n *node) txt() string {
 	if n == nil {
 		return ""
 	}
-	return string(n.raw)
+	return n.strs.str(n.raw)
 }
 
 // attr returns the attribute with the local name, "" when missing.
@@ -77,7 +108,7 @@ func (n *node) attr(name string) string {
 	}
 	for _, a := range n.attrs {
 		if a.local == name {
-			return string(a.val)
+			return n.strs.str(a.val)
 		}
 	}
 	return ""
@@ -195,6 +226,7 @@ func (p *scanner) recycle() {
 		stack: p.stack[:0], qnames: p.qnames[:0], pending: p.pending[:0], marks: p.marks[:0],
 		ns: p.ns[:0], nsMarks: p.nsMarks[:0],
 		first: p.first[:0], slab: p.first[:0], block: 64, kidFirst: p.kidFirst[:0], kidArena: p.kidFirst[:0],
+		strs: p.strs,
 	}
 }
 
@@ -216,8 +248,9 @@ type scanner struct {
 	// pooled scanners (withTree) reuse their first slabs
 	first    []node
 	kidFirst []*node
-	used     int // nodes handed out
-	kids     int // kid pointers handed out
+	strs     strArena // kept across documents: append-only
+	used     int      // nodes handed out
+	kids     int      // kid pointers handed out
 }
 
 type nsBinding struct{ prefix, uri string }
@@ -415,6 +448,7 @@ var knownNames = func() map[string]string {
 // VerifySignatures reads the signatures with its own parser.
 var skipped = map[string]bool{
 	"DSHHDVu": true, "KeyInfo": true, "Object": true, // VN items, XMLDSig key and properties
+	"TTKhac": true, "THTTLTSuat": true, // VN free-form extra fields, totals per tax rate
 	"InvoiceLine": true, "CreditNoteLine": true, // UBL lines
 	"IncludedSupplyChainTradeLineItem": true,                              // CII lines
 	"GoodsInfos":                       true, "IssuItemInformation": true, // CN items
@@ -469,7 +503,9 @@ func (p *scanner) newNode() *node {
 	}
 	p.slab = p.slab[:len(p.slab)+1]
 	p.used++
-	return &p.slab[len(p.slab)-1]
+	n := &p.slab[len(p.slab)-1]
+	n.strs = &p.strs
+	return n
 }
 
 // name reads an XML name at p.pos.

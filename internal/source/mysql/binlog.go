@@ -46,12 +46,8 @@ func binlogPosition(ctx context.Context, conn *sql.Conn, extra map[string]string
 		return fmt.Errorf("mysql: binary log position: %w", err)
 	}
 	if rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanRaw(rows, len(cols))
+		if err != nil {
 			return fmt.Errorf("mysql: binary log position: %w", err)
 		}
 		if len(vals) >= 2 && len(vals[0]) > 0 {
@@ -75,6 +71,16 @@ func binlogPosition(ctx context.Context, conn *sql.Conn, extra map[string]string
 		extra[ExtraGTIDPos] = gtid.String
 	}
 	return nil
+}
+
+// scanRaw scans the current row of a result with n columns of any type.
+func scanRaw(rows *sql.Rows, n int) ([]sql.RawBytes, error) {
+	vals := make([]sql.RawBytes, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return vals, rows.Scan(ptrs...)
 }
 
 // BinlogFile is one archived binary log file, recorded in an archive
@@ -234,12 +240,8 @@ func binaryLogs(ctx context.Context, db *sql.DB) ([]string, error) {
 	cols, _ := rows.Columns()
 	var names []string
 	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanRaw(rows, len(cols))
+		if err != nil {
 			return nil, fmt.Errorf("mysql: list binary logs: %w", err)
 		}
 		names = append(names, string(vals[0]))
@@ -263,12 +265,8 @@ func holdsTransactions(ctx context.Context, db *sql.DB, name string) (bool, erro
 		}
 	}
 	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanRaw(rows, len(cols))
+		if err != nil {
 			return false, err
 		}
 		if typ < 0 {

@@ -14,6 +14,8 @@ import (
 	"github.com/einvault/einvault/internal/daemon"
 	"github.com/einvault/einvault/internal/journal"
 	"github.com/einvault/einvault/internal/notify"
+	"github.com/einvault/einvault/internal/repo"
+	"github.com/einvault/einvault/internal/source/mysql"
 	"github.com/einvault/einvault/internal/testsvc"
 )
 
@@ -127,5 +129,24 @@ jobs:
 	evs := n.take()
 	if len(evs) == 0 || evs[len(evs)-1].Op != daemon.OpBinlog || evs[len(evs)-1].Severity != notify.SeverityCritical {
 		t.Fatalf("no critical alert: %+v", evs)
+	}
+}
+
+func TestNewestPerSourceSkipsBinlogArchives(t *testing.T) {
+	at := func(m int) time.Time { return time.Date(2026, 11, 23, 10, m, 0, 0, time.UTC) }
+	tag := config.JobTag + "erp"
+	snap := func(src, path string, m int, tags ...string) *repo.Snapshot {
+		return &repo.Snapshot{Source: src, Paths: []string{path}, Time: at(m), Tags: tags}
+	}
+	all := []*repo.Snapshot{
+		snap("mariadb", "mysql://h:3306/erp", 1, tag),
+		snap("mariadb", "mysql://h:3306/erp", 5, tag),
+		snap(mysql.EngineBinlog, "mysql://h:3306/", 9, tag, "binlog"),
+		snap("files", "/srv", 7, tag),
+		snap("files", "/other", 8, config.JobTag+"x"),
+	}
+	got := newestPerSource(all, tag)
+	if len(got) != 2 || got[0].Time != at(5) || got[1].Time != at(7) {
+		t.Fatalf("newest per source: %+v", got)
 	}
 }

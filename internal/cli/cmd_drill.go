@@ -253,7 +253,9 @@ func newestPerSource(all []*repo.Snapshot, tag string) []*repo.Snapshot {
 		for _, t := range s.Tags {
 			has = has || t == tag
 		}
-		if !has {
+		if !has || s.Source == mysql.EngineBinlog {
+			// Archived binary logs are not a restorable source of their
+			// own: they extend the job's dumps.
 			continue
 		}
 		key := strings.Join(s.Paths, "\x00")

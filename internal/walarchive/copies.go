@@ -20,6 +20,10 @@ type Copies struct {
 	// Warnf reports, on one line each, a copy that missed a WAL file or
 	// served one in place of the repository; nil discards them.
 	Warnf func(format string, args ...any)
+	// Arena, when not nil, is the memory the file is sealed in (see
+	// NewArena); a short-lived process passes one sized with
+	// SealArenaSize.
+	Arena *Arena
 }
 
 func (c Copies) warnf(format string, args ...any) {
@@ -36,6 +40,7 @@ func (c Copies) warnf(format string, args ...any) {
 // anywhere is an error. The content is sealed once for all places.
 func PushToCopies(ctx context.Context, r *repo.Repository, name string, content []byte, c Copies) (PushResult, error) {
 	st := NewStore(r)
+	st.arena = c.Arena
 	res, primaryErr := st.Push(ctx, name, content)
 	if errors.Is(primaryErr, ErrConflict) {
 		return res, primaryErr
@@ -65,7 +70,7 @@ func PushToCopies(ctx context.Context, r *repo.Repository, name string, content 
 		}
 		be, err := c.Open(ctx, cp.Location)
 		if err == nil && sealed == nil {
-			sealed, err = r.SealWAL(name, content)
+			sealed, err = r.SealWALWith(name, content, c.Arena.Alloc)
 			if err != nil {
 				_ = be.Close()
 			}

@@ -51,8 +51,9 @@ func upperHex(s string) bool {
 // Store keeps archived WAL files as one sealed file each, wal/<name>,
 // written and found by name without the repository index.
 type Store struct {
-	r  *repo.Repository
-	be backend.Backend
+	r     *repo.Repository
+	be    backend.Backend
+	arena *Arena // memory to seal in; nil: the Go heap
 }
 
 // NewStore returns the WAL store of an open repository (typically opened
@@ -106,7 +107,7 @@ func (s *Store) PushTo(ctx context.Context, be backend.Backend, name string, con
 	}
 	if sealed == nil {
 		var err error
-		if sealed, err = s.r.SealWAL(name, content); err != nil {
+		if sealed, err = s.r.SealWALWith(name, content, s.arena.Alloc); err != nil {
 			return res, err
 		}
 	}

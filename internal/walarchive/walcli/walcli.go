@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -329,22 +330,24 @@ func (o *options) push(ctx context.Context) error {
 	if !walarchive.ValidName(name) {
 		return usageErr("%s is not a PostgreSQL WAL file name: archive_command must pass %%p", name)
 	}
-	content, release, err := walarchive.ReadFile(path)
+	content, arena, err := walarchive.ReadFileArena(path, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer arena.Release()
 	walarchive.RelaxGC(len(content))
 	r, err := o.openRepo(ctx)
 	if errors.Is(err, errRemote) {
-		release()
+		arena.Release()
 		return o.handOff(o.repoLocation())
 	}
 	if err != nil {
 		return fmt.Errorf("wal-push %s: %w", name, err)
 	}
 	defer r.Close()
-	res, err := walarchive.PushToCopies(ctx, r, name, content, o.copies())
+	copies := o.copies()
+	copies.Arena = arena
+	res, err := walarchive.PushToCopies(ctx, r, name, content, copies)
 	if err != nil {
 		return fmt.Errorf("wal-push %s: %w", name, err)
 	}

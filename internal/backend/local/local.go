@@ -22,6 +22,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -274,7 +275,15 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 	if err := f.Chmod(fileMode); err != nil {
 		return classify(op, tmp, err)
 	}
-	n, err := io.Copy(f, srcReader{ctxReader{ctx, io.LimitReader(rd, size+1)}})
+	var n int64
+	if mem, ok := inMemory(rd, size); ok {
+		// Data already in memory goes down in one write, not in the
+		// 32 KiB pieces of io.Copy (hundreds of system calls for a WAL
+		// segment).
+		n, err = mem.WriteTo(f)
+	} else {
+		n, err = io.Copy(f, srcReader{ctxReader{ctx, io.LimitReader(rd, size+1)}})
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", op, ctx.Err())
@@ -308,6 +317,21 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.Reader, size
 		return classify(op+" (file written, directory not synced)", dir, err)
 	}
 	return nil
+}
+
+// inMemory returns rd as a writer of its remaining bytes when they are
+// in memory and exactly size: their WriteTo is one Write, and it fails
+// only with the destination's errors.
+func inMemory(rd io.Reader, size int64) (io.WriterTo, bool) {
+	switch r := rd.(type) {
+	case *bytes.Reader:
+		return r, int64(r.Len()) == size
+	case *bytes.Buffer:
+		return r, int64(r.Len()) == size
+	case *strings.Reader:
+		return r, int64(r.Len()) == size
+	}
+	return nil, false
 }
 
 // syncFile fsyncs f, ignoring file systems that do not support it.

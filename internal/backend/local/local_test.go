@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -328,4 +330,59 @@ func ExampleCreate() {
 	_, err = Create(ctx, dir)
 	fmt.Println(errors.Is(err, ErrAlreadyExists))
 	// Output: true
+}
+
+// TestSaveReaders saves from readers whose bytes are in memory (one
+// write) and from a plain reader (copied in pieces): the same files,
+// and the same refusal of a source whose length is not the one announced.
+func TestSaveReaders(t *testing.T) {
+	b := newTestBackend(t)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 70000) // > 1 MiB
+	for _, tc := range []struct {
+		name string
+		rd   func([]byte) io.Reader
+	}{
+		{"bytes.Reader", func(p []byte) io.Reader { return bytes.NewReader(p) }},
+		{"bytes.Buffer", func(p []byte) io.Reader { return bytes.NewBuffer(slices.Clone(p)) }},
+		{"strings.Reader", func(p []byte) io.Reader { return strings.NewReader(string(p)) }},
+		{"plain reader", func(p []byte) io.Reader { return io.MultiReader(bytes.NewReader(p)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := backend.Handle{Type: backend.WALFile, Name: "000000010000000000000001"}
+			for _, size := range []int{0, 1, len(data)} {
+				if err := b.Save(ctx, h, tc.rd(data[:size]), int64(size)); err != nil {
+					t.Fatalf("size %d: %v", size, err)
+				}
+				got, err := backend.LoadAll(ctx, b, h)
+				if err != nil || !bytes.Equal(got, data[:size]) {
+					t.Fatalf("size %d: read back %d bytes, %v", size, len(got), err)
+				}
+				if err := b.Remove(ctx, h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A partly read reader saves what is left.
+			rd := tc.rd(data[:100])
+			if _, err := io.ReadFull(rd, make([]byte, 40)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Save(ctx, h, rd, 60); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := backend.LoadAll(ctx, b, h); !bytes.Equal(got, data[40:100]) {
+				t.Fatalf("partly read reader: got %q", got)
+			}
+			_ = b.Remove(ctx, h)
+			for _, announced := range []int64{99, 101} {
+				if err := b.Save(ctx, h, tc.rd(data[:100]), announced); err == nil {
+					t.Errorf("100 bytes saved as %d", announced)
+				}
+				if _, err := b.Stat(ctx, h); !errors.Is(err, backend.ErrNotExist) {
+					t.Errorf("a failed save left the file: %v", err)
+				}
+			}
+			assertNoTempFiles(t, b.root)
+		})
+	}
 }

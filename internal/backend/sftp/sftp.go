@@ -97,6 +97,10 @@ type Config struct {
 	// RequestsPerFile is the number of SFTP requests in flight per file
 	// transfer; 0 means DefaultRequestsPerFile.
 	RequestsPerFile int
+	// PacketSize is the most data one SFTP read or write request carries;
+	// 0 means OpenSSHPacketSize for OpenSSH servers and the 32 KiB every
+	// server must accept for the others.
+	PacketSize int
 
 	DialTimeout time.Duration // 0 means DefaultDialTimeout
 	KeepAlive   time.Duration // 0 means DefaultKeepAlive; negative disables
@@ -108,6 +112,27 @@ type Config struct {
 
 	Getenv func(string) string // environment (HOME, SSH_AUTH_SOCK, EINVAULT_SFTP_*); nil means none
 	Logger *slog.Logger
+}
+
+// Packet sizes: the 32 KiB every SFTP server accepts, and the most
+// OpenSSH's sftp-server reads or writes per request (its 256 KiB message
+// limit less 1 KiB for the header: SFTP_MAX_READ_LENGTH). Requests 8 times
+// larger cost the server 8 times fewer messages and write calls per byte.
+const (
+	DefaultPacketSize = 32 << 10
+	OpenSSHPacketSize = 255 << 10
+)
+
+// packetSize returns the request size for a server that sent the SSH
+// version string version.
+func (c Config) packetSize(version string) int {
+	switch {
+	case c.PacketSize > 0:
+		return c.PacketSize
+	case strings.HasPrefix(version, "SSH-2.0-OpenSSH_"):
+		return OpenSSHPacketSize
+	}
+	return DefaultPacketSize
 }
 
 // Backend stores a repository on an SFTP server. It is safe for
@@ -387,6 +412,7 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 	_ = nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
 	opts := []sftp.ClientOption{
+		sftp.MaxPacketUnchecked(b.cfg.packetSize(string(client.ServerVersion()))),
 		sftp.UseConcurrentReads(true),
 		sftp.UseConcurrentWrites(!b.cfg.SequentialWrites),
 		sftp.MaxConcurrentRequestsPerFile(b.cfg.RequestsPerFile),

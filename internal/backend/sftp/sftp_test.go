@@ -27,7 +27,7 @@ import (
 )
 
 // config returns a Config for a fresh directory on srv.
-func config(t *testing.T, srv *testsvc.SSHD) sftp.Config {
+func config(t testing.TB, srv *testsvc.SSHD) sftp.Config {
 	t.Helper()
 	return sftp.Config{
 		User:           srv.User,

@@ -225,22 +225,9 @@ func runBinlogRestore(ctx context.Context, g *Globals, r *repo.Repository, snap 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var paths []string
-	for _, f := range chain.Files {
-		s := holder[binlogKey(f.Name, f.First)]
-		p := filepath.Join(dir, f.Name)
-		w, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		err = streamWriter(r, s)(ctx, f.Name, w)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("read archived binary log %s from snapshot %s: %w", f.Name, s.ID.Short(), err)
-		}
-		paths = append(paths, p)
+	paths, err := fetchChain(ctx, r, chain, holder, dir)
+	if err != nil {
+		return err
 	}
 	res, err := mysql.Restore(ctx, mysql.RestoreOptions{Meta: meta, Target: d, BinDir: bin, WriteStream: streamWriter(r, snap)})
 	if err != nil {
@@ -275,4 +262,26 @@ func runBinlogRestore(ctx context.Context, g *Globals, r *repo.Repository, snap 
 	}
 	return printDBVerification(g, out, v, fmt.Sprintf("Restored snapshot %s into database %s and replayed %d binary logs to %s (%s) in %s; the dump itself verified (%d checks).",
 		snap.ID.Short(), d.Database, rep.Files, point, achieved, formatDuration(out.Seconds), len(res.Verification.Checks)))
+}
+
+// fetchChain writes the chain's archived binary logs into dir, in order.
+func fetchChain(ctx context.Context, r *repo.Repository, chain *mysql.Chain, holder map[string]*repo.Snapshot, dir string) ([]string, error) {
+	var paths []string
+	for _, f := range chain.Files {
+		s := holder[binlogKey(f.Name, f.First)]
+		p := filepath.Join(dir, f.Name)
+		w, err := os.Create(p)
+		if err != nil {
+			return nil, err
+		}
+		err = streamWriter(r, s)(ctx, f.Name, w)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read archived binary log %s from snapshot %s: %w", f.Name, s.ID.Short(), err)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
 }

@@ -55,7 +55,7 @@ type Result struct {
 	// the restored snapshots' times when several are restored, or the
 	// newest archived WAL file).
 	DataTime  time.Time `json:"data_time"`
-	DataFrom  string    `json:"data_from"` // "snapshot" or "wal"
+	DataFrom  string    `json:"data_from"` // "snapshot", "wal" or "binlog"
 	RTO       float64   `json:"rto_seconds"`
 	RPO       float64   `json:"rpo_seconds"`
 	TargetRTO float64   `json:"target_rto_seconds,omitempty"`
@@ -106,6 +106,14 @@ func (d *Drill) Snapshot(id string, at time.Time) {
 func (d *Drill) WAL(at time.Time) {
 	if !at.IsZero() && at.After(d.res.DataTime) {
 		d.res.DataTime, d.res.DataFrom = at, "wal"
+	}
+}
+
+// Replayed records the newest transaction log time a recovery replayed
+// to (MariaDB binary logs after a dump): the data the recovery reaches.
+func (d *Drill) Replayed(at time.Time, from string) {
+	if !at.IsZero() && at.After(d.res.DataTime) {
+		d.res.DataTime, d.res.DataFrom = at, from
 	}
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,7 +61,7 @@ func TestDrillPostgres(t *testing.T) {
 // <db>_drill_<timestamp>, verified (row counts, CHECKSUM TABLE) and
 // dropped.
 func TestDrillMariaDB(t *testing.T) {
-	m := testsvc.StartMariaDB(t)
+	m := testsvc.StartMariaDBWith(t, testsvc.MariaDBOptions{LogBin: true})
 	m.Exec(t, "CREATE DATABASE shop CHARACTER SET utf8mb4; CREATE TABLE shop.invoices (id INT PRIMARY KEY, n VARCHAR(10)); INSERT INTO shop.invoices VALUES (1,'a'),(2,'b'),(3,'c')")
 	e := newRepo(t)
 	cfg := fmt.Sprintf("repository:\n  location: %s\nsources:\n  db: {database: %q}\njobs:\n  shop-daily:\n    class: transactions\n    sources: [db]\n", e.repo, m.URL("shop"))
@@ -76,5 +77,22 @@ func TestDrillMariaDB(t *testing.T) {
 	}
 	if left := m.QueryString(t, "", "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'shop_drill_%'"); left != "0" {
 		t.Errorf("%s scratch database(s) left behind", left)
+	}
+
+	// With binary logs archived after the dump, the drill rolls the dump
+	// forward and measures the RPO from the newest archived log.
+	m.Exec(t, "INSERT INTO shop.invoices VALUES (4,'d')")
+	e.mustRun("db", "binlog-archive", m.URL(""))
+	res = e.run("drill", "shop-daily", "--keep", "--json")
+	var out struct {
+		Verdict  string `json:"verdict"`
+		DataFrom string `json:"data_from"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); res.code != exitOK || err != nil || out.DataFrom != "binlog" || !strings.Contains(res.stdout, "replay archived binary logs") {
+		t.Fatalf("drill with archived binary logs: want exit 0, data from binlog\n%s", res)
+	}
+	if got := m.QueryString(t, "", "SELECT GROUP_CONCAT(schema_name) FROM information_schema.schemata WHERE schema_name LIKE 'shop_drill_%'"); got == "" ||
+		m.QueryString(t, got, "SELECT COUNT(*) FROM invoices") != "4" {
+		t.Fatalf("the kept scratch database %q lacks the row written after the dump", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -51,14 +52,43 @@ func (r *Repository) SealWAL(name string, content []byte) ([]byte, error) {
 // virtual machine, faulting in a fresh 4 KiB page can cost tens of
 // microseconds, and a push touches a few thousand of them otherwise.
 func (r *Repository) SealWALWith(name string, content []byte, alloc func(n int) []byte) ([]byte, error) {
+	return r.sealWAL(name, int64(len(content)), false, func(i int, _ []byte) ([]byte, error) {
+		return content[i*walBlockSize : min(len(content), (i+1)*walBlockSize)], nil
+	}, alloc)
+}
+
+// SealWALFrom is SealWALWith reading the content, size bytes, from src
+// (a WAL file) as the compressors need it: each reads its next 1 MiB
+// block into a buffer of its own that stays in the CPU's cache, and the
+// segment is never held in memory whole. Reading fewer than size bytes is
+// an error.
+func (r *Repository) SealWALFrom(name string, src io.ReaderAt, size int64, alloc func(n int) []byte) ([]byte, error) {
+	return r.sealWAL(name, size, true, func(i int, buf []byte) ([]byte, error) {
+		off := int64(i) * walBlockSize
+		n := int(min(size-off, walBlockSize))
+		got, err := src.ReadAt(buf[:n], off)
+		if got == n {
+			return buf[:n], nil
+		}
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("%d bytes at offset %d, %d expected (the file shrank while being archived)", got, off, n)
+		}
+		return nil, fmt.Errorf("read WAL file %s: %w", name, err)
+	}, alloc)
+}
+
+// sealWAL seals a WAL file of size bytes whose i-th walBlockSize block
+// block returns; buf is, when staged, a walBlockSize buffer of the
+// calling worker's own to read it into.
+func (r *Repository) sealWAL(name string, size int64, staged bool, block func(i int, buf []byte) ([]byte, error), alloc func(n int) []byte) ([]byte, error) {
 	if alloc == nil {
 		alloc = func(n int) []byte { return make([]byte, n) }
 	}
 	if len(name) == 0 || len(name) > 255 {
 		return nil, fmt.Errorf("invalid WAL file name %q", name)
 	}
-	if len(content) > walMaxSize-len(walMagic)-2-len(name) {
-		return nil, fmt.Errorf("WAL file %s is %d bytes, more than the largest WAL segment (1 GiB)", name, len(content))
+	if size < 0 || size > int64(walMaxSize-len(walMagic)-2-len(name)) {
+		return nil, fmt.Errorf("WAL file %s is %d bytes, more than the largest WAL segment (1 GiB)", name, size)
 	}
 	prefix := make([]byte, 0, len(walMagic)+2+len(name))
 	prefix = append(prefix, walMagic...)
@@ -73,52 +103,72 @@ func (r *Repository) SealWALWith(name string, content []byte, alloc func(n int) 
 	if err != nil {
 		return nil, err
 	}
-	// The blocks: the prefix, then the content in walBlockSize pieces.
-	blocks := make([][]byte, 0, 2+len(content)/walBlockSize)
-	blocks = append(blocks, prefix)
-	for rest := content; len(rest) > 0; {
-		n := min(len(rest), walBlockSize)
-		blocks, rest = append(blocks, rest[:n]), rest[n:]
-	}
+	// The blocks: the prefix (block 0), then the content in walBlockSize
+	// pieces (block i is content block i-1).
+	nblocks := 1 + int((size+walBlockSize-1)/walBlockSize)
 	// Workers take the blocks in order and compress each into their own
 	// reused scratch buffer; a block is then appended to the output,
 	// u32le compressed length + block, as soon as the one before it is
-	// (placed[i] closes when block i is in). The output is written once,
-	// front to back, and only its used part is ever touched.
+	// (placed[i] closes when block i is in; the output, w and failed are
+	// only touched in that order). The output is written once, front to
+	// back, and only its used part is ever touched.
 	body := fileHeaderSize + crypto.NonceSize
-	bound := body + crypto.Overhead
-	for _, b := range blocks {
-		bound += 4 + s2.MaxEncodedLen(len(b))
+	bound := body + crypto.Overhead + 4 + s2.MaxEncodedLen(len(prefix))
+	for rest := size; rest > 0; rest -= walBlockSize {
+		bound += 4 + s2.MaxEncodedLen(int(min(rest, walBlockSize)))
 	}
 	buf := alloc(bound)[:bound]
 	w := body
-	placed := make([]chan struct{}, len(blocks))
+	var failed error
+	placed := make([]chan struct{}, nblocks)
 	for i := range placed {
 		placed[i] = make(chan struct{})
 	}
 	var next atomic.Int64
-	workers := min(runtime.GOMAXPROCS(0), len(blocks))
-	scratches := make([][]byte, workers)
+	workers := min(runtime.GOMAXPROCS(0), nblocks)
+	type scratch struct{ in, out []byte }
+	scratches := make([]scratch, workers)
 	for i := range scratches {
-		scratches[i] = alloc(s2.MaxEncodedLen(walBlockSize))
+		if staged {
+			scratches[i].in = alloc(walBlockSize)
+		}
+		scratches[i].out = alloc(s2.MaxEncodedLen(walBlockSize))
 	}
-	work := func(scratch []byte) {
-		for i := int(next.Add(1)) - 1; i < len(blocks); i = int(next.Add(1)) - 1 {
-			enc := s2.Encode(scratch, blocks[i])
+	work := func(sc scratch) {
+		for i := int(next.Add(1)) - 1; i < nblocks; i = int(next.Add(1)) - 1 {
+			var enc []byte
+			var err error
+			if i == 0 {
+				enc = s2.Encode(sc.out, prefix)
+			} else {
+				var blk []byte
+				if blk, err = block(i-1, sc.in); err == nil {
+					enc = s2.Encode(sc.out, blk)
+				}
+			}
 			if i > 0 {
 				<-placed[i-1]
 			}
-			binary.LittleEndian.PutUint32(buf[w:], uint32(len(enc)))
-			w += 4 + copy(buf[w+4:], enc)
+			switch {
+			case failed != nil:
+			case err != nil:
+				failed = err
+			default:
+				binary.LittleEndian.PutUint32(buf[w:], uint32(len(enc)))
+				w += 4 + copy(buf[w+4:], enc)
+			}
 			close(placed[i])
 		}
 	}
 	var wg sync.WaitGroup
-	for _, scratch := range scratches[1:] {
-		wg.Go(func() { work(scratch) })
+	for _, sc := range scratches[1:] {
+		wg.Go(func() { work(sc) })
 	}
 	work(scratches[0])
 	wg.Wait()
+	if failed != nil {
+		return nil, failed
+	}
 	copy(buf, fileMagic)
 	buf[4] = byte(KindWAL)
 	buf[5] = flagS2

@@ -2,7 +2,10 @@ package repo
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -136,5 +139,48 @@ func TestSealWALWithDirtyMemory(t *testing.T) {
 	}
 	if calls == 0 {
 		t.Error("the allocator was never used")
+	}
+}
+
+type failingReaderAt struct{ after int64 }
+
+func (f failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= f.after {
+		return 0, errors.New("disk on fire")
+	}
+	return len(p), nil
+}
+
+// TestSealWALFrom seals content read from a file-like source block by
+// block: the same file as from memory, and read errors and short
+// sources fail the seal instead of sealing something else.
+func TestSealWALFrom(t *testing.T) {
+	r, _ := newTestRepo(t)
+	seg := walLike()
+	const name = "000000010000000000000009"
+	for _, n := range []int{0, 1, walBlockSize - 1, walBlockSize, walBlockSize + 1, 3*walBlockSize + 77, len(seg)} {
+		sealed, err := r.SealWALFrom(name, bytes.NewReader(seg[:n]), int64(n), nil)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		got, err := r.OpenWAL(name, sealed)
+		if err != nil || !bytes.Equal(got, seg[:n]) {
+			t.Fatalf("%d bytes: round trip: %v", n, err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		src  io.ReaderAt
+		size int64
+		want string
+	}{
+		{"short", bytes.NewReader(seg[:5*walBlockSize+3]), 6 * walBlockSize, "shrank"},
+		{"read error", failingReaderAt{after: 7 * walBlockSize}, 16 * walBlockSize, "disk on fire"},
+		{"too large", bytes.NewReader(nil), 2 << 30, "largest WAL segment"},
+	} {
+		_, err := r.SealWALFrom(name, tc.src, tc.size, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
 	}
 }

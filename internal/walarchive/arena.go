@@ -25,10 +25,11 @@ func NewArena(size int) *Arena {
 }
 
 // SealArenaSize is the reservation that sealing content of n bytes takes
-// from an arena: the output (at most n plus an S2 and AEAD overhead) and
-// one scratch buffer per worker.
+// from an arena: the output (at most n plus S2's and the AEAD's overhead,
+// under a quarter) and per worker a block to read into and one to
+// compress into (under 2.25 MiB together).
 func SealArenaSize(n, workers int) int {
-	return n + n/16 + (workers+1)*(5<<20/4) + 1<<20
+	return n + n/4 + max(workers, 1)*(5<<19) + 1<<20
 }
 
 // Alloc returns n bytes of undefined content.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/einvault/einvault/internal/backend"
@@ -39,9 +40,23 @@ func (c Copies) warnf(format string, args ...any) {
 // the segment and retries. A conflicting file (same name, other content)
 // anywhere is an error. The content is sealed once for all places.
 func PushToCopies(ctx context.Context, r *repo.Repository, name string, content []byte, c Copies) (PushResult, error) {
+	return pushToCopies(ctx, r, name, source{data: content, size: int64(len(content))}, c)
+}
+
+// PushFileToCopies is PushToCopies of the WAL file open as f, of size
+// bytes. The file is read while it is sealed, one block per compressor
+// at a time, rather than into memory first: the segment stays in the
+// page cache, and each block is compressed from the CPU's cache. It
+// must not change while it is pushed (PostgreSQL never changes a
+// segment while archive_command runs).
+func PushFileToCopies(ctx context.Context, r *repo.Repository, name string, f io.ReaderAt, size int64, c Copies) (PushResult, error) {
+	return pushToCopies(ctx, r, name, source{file: f, size: size}, c)
+}
+
+func pushToCopies(ctx context.Context, r *repo.Repository, name string, src source, c Copies) (PushResult, error) {
 	st := NewStore(r)
 	st.arena = c.Arena
-	res, primaryErr := st.Push(ctx, name, content)
+	res, sealed, primaryErr := st.pushTo(ctx, st.be, name, src, nil)
 	if errors.Is(primaryErr, ErrConflict) {
 		return res, primaryErr
 	}
@@ -54,7 +69,6 @@ func PushToCopies(ctx context.Context, r *repo.Repository, name string, content 
 		return res, nil
 	}
 	stored := primaryErr == nil
-	var sealed []byte
 	primary := replica.NormalizeLocation(r.Backend().Location())
 	var failures []string
 	if primaryErr != nil {
@@ -69,15 +83,13 @@ func PushToCopies(ctx context.Context, r *repo.Repository, name string, content 
 			continue
 		}
 		be, err := c.Open(ctx, cp.Location)
-		if err == nil && sealed == nil {
-			sealed, err = r.SealWALWith(name, content, c.Arena.Alloc)
-			if err != nil {
-				_ = be.Close()
-			}
-		}
 		if err == nil {
 			var cres PushResult
-			cres, err = st.PushTo(ctx, be, name, content, sealed)
+			var s []byte
+			cres, s, err = st.pushTo(ctx, be, name, src, sealed)
+			if s != nil {
+				sealed = s
+			}
 			_ = be.Close()
 			if errors.Is(err, ErrConflict) {
 				return cres, fmt.Errorf("copy %q: %w", cp.Name, err)

@@ -28,22 +28,11 @@ func ReadFile(path string) (data []byte, release func(), err error) {
 // compressing a segment through a 4 KiB-page mapping of the page cache
 // took twice the CPU of copying it out first.
 func ReadFileArena(path string, workers int) ([]byte, *Arena, error) {
-	f, err := os.Open(path)
+	f, size, err := OpenFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read WAL file: %w", err)
+		return nil, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read WAL file %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("read WAL file %s: not a regular file", path)
-	}
-	size := st.Size()
-	if size > walMaxFile {
-		return nil, nil, fmt.Errorf("read WAL file %s: %d bytes, more than the largest WAL segment (1 GiB)", path, size)
-	}
 	var sealRoom int
 	if workers > 0 {
 		sealRoom = SealArenaSize(int(size), workers)
@@ -56,6 +45,29 @@ func ReadFileArena(path string, workers int) ([]byte, *Arena, error) {
 		return nil, nil, fmt.Errorf("read WAL file %s: %w", path, err)
 	}
 	return buf[:n], a, nil
+}
+
+// OpenFile opens the WAL file PostgreSQL asks to archive (for
+// PushFileToCopies) and returns its size.
+func OpenFile(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read WAL file: %w", err)
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("read WAL file %s: %w", path, err)
+	case !st.Mode().IsRegular():
+		err = fmt.Errorf("read WAL file %s: not a regular file", path)
+	case st.Size() > walMaxFile:
+		err = fmt.Errorf("read WAL file %s: %d bytes, more than the largest WAL segment (1 GiB)", path, st.Size())
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // walMaxFile bounds the WAL files read (PostgreSQL's largest

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -87,35 +88,78 @@ func (s *Store) Push(ctx context.Context, name string, content []byte) (PushResu
 // not nil, is content already sealed by an earlier PushTo (sealing once
 // per segment, not once per copy).
 func (s *Store) PushTo(ctx context.Context, be backend.Backend, name string, content, sealed []byte) (PushResult, error) {
-	res := PushResult{Name: name, Bytes: len(content)}
+	res, _, err := s.pushTo(ctx, be, name, source{data: content, size: int64(len(content))}, sealed)
+	return res, err
+}
+
+// source is the content of a WAL file to push: in memory, or a file
+// read block by block while it is sealed.
+type source struct {
+	data []byte
+	file io.ReaderAt // when not nil, the content is size bytes of it
+	size int64
+}
+
+// bytes returns the whole content (reading the file when there is one).
+func (src source) bytes() ([]byte, error) {
+	if src.file == nil {
+		return src.data, nil
+	}
+	b := make([]byte, src.size)
+	n, err := src.file.ReadAt(b, 0)
+	if int64(n) == src.size {
+		return b, nil
+	}
+	if err == nil || err == io.EOF {
+		err = fmt.Errorf("read %d bytes, %d expected (the file shrank while being archived)", n, src.size)
+	}
+	return nil, fmt.Errorf("read WAL file: %w", err)
+}
+
+// seal seals the content in the store's arena.
+func (s *Store) seal(name string, src source) ([]byte, error) {
+	if src.file != nil {
+		return s.r.SealWALFrom(name, src.file, src.size, s.arena.Alloc)
+	}
+	return s.r.SealWALWith(name, src.data, s.arena.Alloc)
+}
+
+// pushTo is PushTo of src; it returns the sealed file it stored (nil
+// when the file was already archived).
+func (s *Store) pushTo(ctx context.Context, be backend.Backend, name string, src source, sealed []byte) (PushResult, []byte, error) {
+	res := PushResult{Name: name, Bytes: int(src.size)}
 	if !ValidName(name) {
-		return res, fmt.Errorf("%q is not a PostgreSQL WAL file name (archive_command must pass %%p)", name)
+		return res, nil, fmt.Errorf("%q is not a PostgreSQL WAL file name (archive_command must pass %%p)", name)
 	}
 	h := backend.Handle{Type: backend.WALFile, Name: name}
 	if _, err := be.Stat(ctx, h); err == nil {
 		old, err := s.fetchFrom(ctx, be, name)
 		if err != nil {
-			return res, fmt.Errorf("compare with the archived %s: %w", name, err)
+			return res, nil, fmt.Errorf("compare with the archived %s: %w", name, err)
+		}
+		content, err := src.bytes()
+		if err != nil {
+			return res, nil, err
 		}
 		if !bytes.Equal(old, content) {
-			return res, fmt.Errorf("%w: %s (is another cluster archiving into this repository? each cluster needs its own)", ErrConflict, name)
+			return res, nil, fmt.Errorf("%w: %s (is another cluster archiving into this repository? each cluster needs its own)", ErrConflict, name)
 		}
 		res.AlreadyArchived = true
-		return res, nil
+		return res, nil, nil
 	} else if !errors.Is(err, backend.ErrNotExist) {
-		return res, fmt.Errorf("look up wal/%s: %w", name, err)
+		return res, nil, fmt.Errorf("look up wal/%s: %w", name, err)
 	}
 	if sealed == nil {
 		var err error
-		if sealed, err = s.r.SealWALWith(name, content, s.arena.Alloc); err != nil {
-			return res, err
+		if sealed, err = s.seal(name, src); err != nil {
+			return res, nil, err
 		}
 	}
 	if err := be.Save(ctx, h, bytes.NewReader(sealed), int64(len(sealed))); err != nil {
-		return res, fmt.Errorf("store wal/%s: %w", name, err)
+		return res, sealed, fmt.Errorf("store wal/%s: %w", name, err)
 	}
 	res.Stored = len(sealed)
-	return res, nil
+	return res, sealed, nil
 }
 
 // Fetch returns the content of an archived WAL file, or an error matching

@@ -200,12 +200,34 @@ func (s *copySetup) has(t *testing.T, be backend.Backend, name string) bool {
 }
 
 func TestPushToCopies(t *testing.T) {
+	t.Run("from memory", func(t *testing.T) { testPushToCopies(t, PushToCopies) })
+	// From the file, sealed in an arena as einvault-wal does.
+	t.Run("from file", func(t *testing.T) {
+		dir := t.TempDir()
+		testPushToCopies(t, func(ctx context.Context, r *repo.Repository, name string, content []byte, c Copies) (PushResult, error) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, size, err := OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			c.Arena = NewArena(SealArenaSize(int(size), 2))
+			defer c.Arena.Release()
+			return PushFileToCopies(ctx, r, name, f, size, c)
+		})
+	})
+}
+
+func testPushToCopies(t *testing.T, push func(context.Context, *repo.Repository, string, []byte, Copies) (PushResult, error)) {
 	ctx := context.Background()
-	seg := segment(4, 2<<20)
+	seg := segment(4, 2<<20+5)
 	t.Run("all up", func(t *testing.T) {
 		s := newCopySetup(t)
 		const name = "000000010000000000000010"
-		if _, err := PushToCopies(ctx, s.r, name, seg, s.opts()); err != nil {
+		if _, err := push(ctx, s.r, name, seg, s.opts()); err != nil {
 			t.Fatal(err)
 		}
 		if !s.has(t, s.primary, name) || len(s.warns) != 0 {
@@ -217,11 +239,11 @@ func TestPushToCopies(t *testing.T) {
 			}
 		}
 		// Again: idempotent everywhere.
-		res, err := PushToCopies(ctx, s.r, name, seg, s.opts())
+		res, err := push(ctx, s.r, name, seg, s.opts())
 		if err != nil || !res.AlreadyArchived {
 			t.Fatalf("second push: %+v, %v", res, err)
 		}
-		if _, err := PushToCopies(ctx, s.r, name, segment(5, 2<<20), s.opts()); !errors.Is(err, ErrConflict) {
+		if _, err := push(ctx, s.r, name, segment(5, 2<<20), s.opts()); !errors.Is(err, ErrConflict) {
 			t.Fatalf("conflict: %v", err)
 		}
 	})
@@ -234,7 +256,7 @@ func TestPushToCopies(t *testing.T) {
 			be.FailSave(0, "", nil)
 			break
 		}
-		if _, err := PushToCopies(ctx, s.r, name, seg, s.opts()); err != nil {
+		if _, err := push(ctx, s.r, name, seg, s.opts()); err != nil {
 			t.Fatalf("push with one copy down: %v", err)
 		}
 		if len(s.warns) != 1 || !strings.Contains(s.warns[0], "NOT stored") {
@@ -248,7 +270,7 @@ func TestPushToCopies(t *testing.T) {
 		s := newCopySetup(t)
 		const name = "000000010000000000000012"
 		s.primary.FailSave(0, backend.WALFile, nil)
-		res, err := PushToCopies(ctx, s.r, name, seg, s.opts())
+		res, err := push(ctx, s.r, name, seg, s.opts())
 		if err != nil || res.Stored == 0 {
 			t.Fatalf("push with the primary down: %+v, %v", res, err)
 		}
@@ -264,7 +286,7 @@ func TestPushToCopies(t *testing.T) {
 		for _, be := range s.copies {
 			be.FailSave(0, "", nil)
 		}
-		_, err := PushToCopies(ctx, s.r, name, seg, s.opts())
+		_, err := push(ctx, s.r, name, seg, s.opts())
 		if err == nil || !strings.Contains(err.Error(), "no copy could store it") {
 			t.Fatalf("push with every place down: %v, want an error", err)
 		}
@@ -277,7 +299,7 @@ func TestPushToCopies(t *testing.T) {
 		const name = "000000010000000000000014"
 		o := s.opts()
 		o.Open = func(context.Context, string) (backend.Backend, error) { return nil, errors.New("connection refused") }
-		if _, err := PushToCopies(ctx, s.r, name, seg, o); err != nil {
+		if _, err := push(ctx, s.r, name, seg, o); err != nil {
 			t.Fatal(err)
 		}
 		if len(s.warns) != 2 {
@@ -401,5 +423,32 @@ func TestWriteFileAtomic(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left: %v", entries)
+	}
+}
+
+// TestPushFileShrunk pushes a file that is shorter than announced (it
+// changed after it was opened): the push fails and stores nothing.
+func TestPushFileShrunk(t *testing.T) {
+	ctx := context.Background()
+	s := newCopySetup(t)
+	const name = "000000010000000000000015"
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, segment(6, 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, size, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Truncate(path, 2<<20+7); err != nil {
+		t.Fatal(err)
+	}
+	_, err = PushFileToCopies(ctx, s.r, name, f, size, s.opts())
+	if err == nil || !strings.Contains(err.Error(), "shrank") {
+		t.Fatalf("push of a shrunk file: %v, want an error", err)
+	}
+	if s.has(t, s.primary, name) {
+		t.Fatal("a shrunk file was stored")
 	}
 }

@@ -330,15 +330,15 @@ func (o *options) push(ctx context.Context) error {
 	if !walarchive.ValidName(name) {
 		return usageErr("%s is not a PostgreSQL WAL file name: archive_command must pass %%p", name)
 	}
-	content, arena, err := walarchive.ReadFileArena(path, runtime.GOMAXPROCS(0))
+	f, size, err := walarchive.OpenFile(path)
 	if err != nil {
 		return err
 	}
-	defer arena.Release()
-	walarchive.RelaxGC(len(content))
+	defer f.Close()
+	walarchive.RelaxGC(int(size))
 	r, err := o.openRepo(ctx)
 	if errors.Is(err, errRemote) {
-		arena.Release()
+		_ = f.Close()
 		return o.handOff(o.repoLocation())
 	}
 	if err != nil {
@@ -346,8 +346,9 @@ func (o *options) push(ctx context.Context) error {
 	}
 	defer r.Close()
 	copies := o.copies()
-	copies.Arena = arena
-	res, err := walarchive.PushToCopies(ctx, r, name, content, copies)
+	copies.Arena = walarchive.NewArena(walarchive.SealArenaSize(int(size), runtime.GOMAXPROCS(0)))
+	defer copies.Arena.Release()
+	res, err := walarchive.PushFileToCopies(ctx, r, name, f, size, copies)
 	if err != nil {
 		return fmt.Errorf("wal-push %s: %w", name, err)
 	}

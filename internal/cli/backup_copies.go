@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/einvault/einvault/internal/backend"
 	"github.com/einvault/einvault/internal/replica"
@@ -78,10 +79,14 @@ func prepareBackupCopies(ctx context.Context, g *Globals, r *repo.Repository) (*
 		return nil, err
 	}
 	bc := &backupCopies{cs: cs}
+	t0 := time.Now()
 	for _, f := range cs.failed {
 		bc.failures = append(bc.failures, copyOutcome{Copy: f.Copy, Error: f.Error})
 	}
-	probes := replica.PreflightAll(ctx, cs.members, replica.PreflightOptions{Write: true, Need: estimateUpload(ctx, r)})
+	need := estimateUpload(ctx, r)
+	g.Logger().Debug("copies: opened", "copies", len(cs.members), "took", time.Since(t0))
+	probes := replica.PreflightAll(ctx, cs.members, replica.PreflightOptions{Write: true, Need: need})
+	g.Logger().Debug("copies: pre-flight done", "took", time.Since(t0))
 	bc.probed = map[string]string{}
 	for i, p := range probes {
 		bc.probed[p.Copy] = p.Error
@@ -133,8 +138,10 @@ func prepareBackupCopies(ctx context.Context, g *Globals, r *repo.Repository) (*
 func (bc *backupCopies) finish(ctx context.Context, g *Globals, noSync bool) error {
 	outs := bc.failures
 	var streamed []replica.StreamStats
+	t0 := time.Now()
 	if bc.streamer != nil {
 		streamed = bc.streamer.Finish()
+		g.Logger().Debug("copies: streams finished", "took", time.Since(t0))
 		for _, st := range streamed {
 			g.Logger().Debug("streamed to copy while the backup ran", "copy", st.Copy, "files", st.Files, "bytes", st.Bytes, "stopped", st.Failed)
 		}
@@ -161,6 +168,7 @@ func (bc *backupCopies) finish(ctx context.Context, g *Globals, noSync bool) err
 	} else if err := bc.cs.save(ctx, g, nil); err != nil {
 		g.Warnf("warning: %v\n", err)
 	}
+	g.Logger().Debug("copies: synced", "took", time.Since(t0))
 	failed := 0
 	for _, o := range outs {
 		if !o.OK {

@@ -122,7 +122,9 @@ func syncCopies(ctx context.Context, g *Globals, cs *copySet, o syncRun) []copyO
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			t0 := time.Now()
 			res, err := replica.SyncTo(ctx, srcs, m, so)
+			g.Logger().Debug("sync: copy done", "copy", m.Name, "took", time.Since(t0), "err", err)
 			oc := copyOutcome{Copy: m.Name, Result: res}
 			switch {
 			case err != nil:
@@ -152,6 +154,8 @@ func syncCopies(ctx context.Context, g *Globals, cs *copySet, o syncRun) []copyO
 	if len(synced) == len(healthy) && len(out) == len(synced) {
 		cs.update(self.Name, func(c *replica.Copy) { c.LastSync = now().UTC() })
 	}
+	t0 := time.Now()
+	defer func() { g.Logger().Debug("sync: copy list saved", "took", time.Since(t0)) }()
 	if len(cs.list.Copies) > 0 {
 		if err := cs.save(ctx, g, synced); err != nil {
 			g.Warnf("warning: could not record the sync in the copy list: %v\n", err)

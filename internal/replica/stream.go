@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/einvault/einvault/internal/backend"
 )
@@ -146,7 +147,9 @@ func (s *Streamer) send(d *streamDst, h backend.Handle, size int64) {
 	if failed || s.ctx.Err() != nil {
 		return
 	}
+	t0 := time.Now()
 	err := s.copy(d.m, h, size)
+	s.log.Debug("streamed", "copy", d.m.Name, "file", h.String(), "bytes", size, "took", time.Since(t0), "err", err)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/einvault/einvault/internal/backend"
 )
@@ -172,6 +173,7 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 	}
 	res := &Result{Copy: dst.Name}
 	types := SyncOrder()
+	start := time.Now()
 	var srcs []srcListing
 	for i, s := range sources {
 		if i > 0 && !opts.Union {
@@ -196,6 +198,7 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 	if err := compatible(ctx, srcs[0], dst, dl, opts); err != nil {
 		return res, err
 	}
+	opts.Logger.Debug("sync: listed", "copy", dst.Name, "took", time.Since(start))
 
 	// Plan: per type, the files to copy.
 	type job struct {
@@ -323,6 +326,7 @@ func SyncTo(ctx context.Context, sources []Member, dst Member, opts SyncOptions)
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
+		opts.Logger.Debug("sync: type copied", "copy", dst.Name, "type", t, "files", len(jobs), "took", time.Since(start))
 		// A type is only complete when all of it arrived: never write
 		// what refers to data (index, snapshots) past a gap.
 		if len(res.Unavailable) > 0 && t == backend.PackFile {

@@ -330,7 +330,9 @@ server is started, and einvault waits for promotion. The recovered server is
 verified (it answers, the recovery point is not after the target, amcheck in
 every database where available) and the achieved recovery point
 (pg_last_xact_replay_timestamp, last replayed LSN) and the time taken (RTO)
-are reported.
+are reported: the RTO to service (until the promoted server first answered)
+and the total including verification (--json: rto_to_service_seconds,
+rto_seconds, base_restore_seconds, verify_seconds).
 
 The recovered cluster has archive_mode off so it never archives into the
 original's WAL archive; turn it on (with a new repository or after retiring
@@ -514,8 +516,8 @@ func runPGRestore(ctx context.Context, g *Globals, o pgRestoreOptions) error {
 	if res.ServerRunning {
 		state = "running"
 	}
-	return reportVerification(g, res, res.Verification, fmt.Sprintf("Recovered to %s (last transaction %s, LSN %s, timeline %d) from base backup %s in %s (RTO); server %s.",
-		target, at, res.RecoveredToLSN, res.Timeline, res.BaseBackup[:8], formatDuration(res.Seconds), state))
+	return reportVerification(g, res, res.Verification, fmt.Sprintf("Recovered to %s (last transaction %s, LSN %s, timeline %d) from base backup %s: answering after %s (RTO to service), verified after %s; server %s.",
+		target, at, res.RecoveredToLSN, res.Timeline, res.BaseBackup[:8], formatDuration(res.ServiceSeconds), formatDuration(res.Seconds), state))
 }
 
 func shellQuote(s string) string {

@@ -97,6 +97,9 @@ func TestPITR(t *testing.T) {
 		out := e.mustRun(args...)
 		var res struct {
 			RTO          float64 `json:"rto_seconds"`
+			Service      float64 `json:"rto_to_service_seconds"`
+			Base         float64 `json:"base_restore_seconds"`
+			Verify       float64 `json:"verify_seconds"`
 			Verification struct {
 				Checks []struct {
 					Name string
@@ -108,7 +111,10 @@ func TestPITR(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &res); err != nil || res.RTO <= 0 || len(res.Verification.Checks) < 3 || res.RecoveredToLSN == "" {
 			t.Fatalf("restore %s: %v\n%s", name, err, out)
 		}
-		t.Logf("recovered %s in %.1fs (RTO)", name, res.RTO)
+		if !(res.Base > 0 && res.Base < res.Service && res.Service <= res.RTO && res.Verify > 0 && res.Verify <= res.RTO-res.Service+1e-3) {
+			t.Fatalf("restore %s: inconsistent timings base %.3f service %.3f verify %.3f total %.3f", name, res.Base, res.Service, res.Verify, res.RTO)
+		}
+		t.Logf("recovered %s: answering after %.1fs, verified after %.1fs (RTO)", name, res.Service, res.RTO)
 		return testsvc.AttachPostgres(t, p.BinDir, pgdata, p.Dir, port)
 	}
 	rows := func(t *testing.T, c *testsvc.PG) string {

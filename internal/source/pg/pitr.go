@@ -51,23 +51,23 @@ type RecoverOptions struct {
 
 // RecoverResult reports a point-in-time recovery.
 type RecoverResult struct {
-	Target          string               `json:"target"`
-	Window          *Window              `json:"window"`
-	BaseBackup      string               `json:"base_backup"`
-	PGData          string               `json:"pgdata"`
-	Port            int                  `json:"port,omitempty"`
-	SocketDir       string               `json:"socket_dir,omitempty"`
-	RecoveredToTime *time.Time           `json:"recovered_to_time"` // pg_last_xact_replay_timestamp()
-	RecoveredToLSN  string               `json:"recovered_to_lsn"`  // pg_last_wal_replay_lsn()
-	Timeline        uint32               `json:"timeline"`
-	Seconds         float64              `json:"rto_seconds"` // from start until the server answered, promoted and verified
+	Target          string     `json:"target"`
+	Window          *Window    `json:"window"`
+	BaseBackup      string     `json:"base_backup"`
+	PGData          string     `json:"pgdata"`
+	Port            int        `json:"port,omitempty"`
+	SocketDir       string     `json:"socket_dir,omitempty"`
+	RecoveredToTime *time.Time `json:"recovered_to_time"` // pg_last_xact_replay_timestamp()
+	RecoveredToLSN  string     `json:"recovered_to_lsn"`  // pg_last_wal_replay_lsn()
+	Timeline        uint32     `json:"timeline"`
+	Seconds         float64    `json:"rto_seconds"` // from start until the server answered, promoted and verified
 	// ServiceSeconds is the RTO to service: from start until the promoted
 	// server first answered a query (before verification).
-	ServiceSeconds float64 `json:"rto_to_service_seconds"`
-	BaseSeconds    float64 `json:"base_restore_seconds"` // from start until the data directory was written
-	VerifySeconds  float64 `json:"verify_seconds"`       // verification after the server answered
-	ServerRunning   bool                 `json:"server_running"`
-	Verification    *source.Verification `json:"verification"`
+	ServiceSeconds float64              `json:"rto_to_service_seconds"`
+	BaseSeconds    float64              `json:"base_restore_seconds"` // from start until the data directory was written
+	VerifySeconds  float64              `json:"verify_seconds"`       // verification after the server answered
+	ServerRunning  bool                 `json:"server_running"`
+	Verification   *source.Verification `json:"verification"`
 }
 
 // Recover builds a data directory from the right base backup, configures

@@ -369,6 +369,7 @@ Exit codes: 0 recovered and verified, 5 recovered but verification failed,
 }
 
 func runPGRestore(ctx context.Context, g *Globals, o pgRestoreOptions) error {
+	start := time.Now()
 	var target pg.Target
 	n := 0
 	if o.toTime != "" {
@@ -496,7 +497,7 @@ func runPGRestore(ctx context.Context, g *Globals, o pgRestoreOptions) error {
 	}
 	g.Printf("Recovering to %s into %s...\n", target, pgdata)
 	res, err := pg.Recover(ctx, pg.RecoverOptions{Target: target, Window: w, PGData: pgdata, Port: o.port, SocketDir: o.socketDir, User: o.pgUser,
-		BinDir: o.binDir, RunAs: cred, RestoreCommand: restoreCmd, Prefetch: prefetch, Stop: o.stop, Timeout: o.timeout, Logger: g.Logger(),
+		BinDir: o.binDir, RunAs: cred, RestoreCommand: restoreCmd, Prefetch: prefetch, Stop: o.stop, Timeout: o.timeout, Logger: g.Logger(), Start: start,
 		WriteBase: func(ctx context.Context, id string, wr io.Writer) error {
 			for _, s := range snaps {
 				if s.ID.String() == id {

@@ -47,6 +47,10 @@ type RecoverOptions struct {
 	Timeout   time.Duration // for recovery to reach the target (default 1h)
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Start is when the restore began, for the RTO (the caller's start,
+	// so opening the repository and computing the window count too);
+	// zero: when Recover is called.
+	Start time.Time
 }
 
 // RecoverResult reports a point-in-time recovery.
@@ -79,7 +83,10 @@ func Recover(ctx context.Context, o RecoverOptions) (*RecoverResult, error) {
 	if now == nil {
 		now = time.Now
 	}
-	start := now()
+	start := o.Start
+	if start.IsZero() {
+		start = now()
+	}
 	rng, base, err := o.Window.Choose(o.Target)
 	if err != nil {
 		return nil, err

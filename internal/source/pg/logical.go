@@ -121,7 +121,7 @@ func DumpStreams(o DumpOptions) archiver.StreamFunc {
 
 		name := o.DSN.Database + ".dump"
 		cmd := exec.CommandContext(ctx, pgDump, "--format=custom", "--compress=0", "--snapshot="+snapshot, "--dbname="+o.DSN.URI)
-		cmd.Env = o.DSN.Env()
+		cmd.Env = withLargeStdoutBuffer(o.DSN.Env(), nil)
 		var stderr tailBuffer
 		cmd.Stderr = &stderr
 		out, err := source.StdoutPipe(cmd)

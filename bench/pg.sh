@@ -7,9 +7,11 @@
 #                 (pgBackRest: zstd, aes-256-cbc, process-max 2)
 #   second base   einvault pg basebackup of the unchanged cluster: bytes added
 #                 (target < 1% of the cluster)
-#   PITR restore  einvault pg restore --latest (until promoted, answering and
-#                 verified)                     vs pgbackrest restore + start
-#                 until the server answers and left recovery
+#   PITR restore  einvault pg restore --latest until the promoted server
+#                 answers (wall time less the verification after it, from
+#                 --json)              vs pgbackrest restore + start until the
+#                 server answers and left recovery (target ratio <= 1.0);
+#                 the full time including verification is printed too
 #   WAL push      real 16 MiB segments, one process per segment:
 #                 einvault-wal wal-push --key-cache vs pgbackrest archive-push
 #                 (bench/wal.sh measures only this, with einvault wal-push too)
@@ -129,12 +131,17 @@ ADDED_PCT=$(awk -v a="$ADDED" -v b="$TOTAL" 'BEGIN { printf "%.3f", 100 * a / b 
 as "$BIN/pgbench" -h "$WORK" -p "$PORT" -U postgres -T 5 -c 2 bench >/dev/null 2>&1
 psql -d postgres -c "SELECT pg_switch_wal()" >/dev/null
 sleep 3
-ev_pitr=() pb_pitr=()
+ev_pitr=() ev_answer=() pb_pitr=()
 for i in $(seq "$RUNS"); do
 	RP=$(( PORT + 10 + i ))
 	t0=$(now)
-	"$EV" -r "$REPO" -q pg restore --latest --pgdata "$WORK/r-ev$i" --port "$RP" --socket-dir "$WORK" --run-as $SU
+	OUT=$("$EV" -r "$REPO" --json pg restore --latest --pgdata "$WORK/r-ev$i" --port "$RP" --socket-dir "$WORK" --run-as $SU)
 	t1=$(now); ev_pitr+=("$(elapsed "$t0" "$t1")")
+	# Until the server answers: the wall time less what came after the
+	# first answer (recovery-point query and verification), which the
+	# command reports as rto_seconds - rto_to_service_seconds.
+	after=$(echo "$OUT" | tr -d ' \n' | awk '{ match($0, /"rto_seconds":[0-9.e+-]+/); r = substr($0, RSTART + 14, RLENGTH - 14); match($0, /"rto_to_service_seconds":[0-9.e+-]+/); s = substr($0, RSTART + 25, RLENGTH - 25); printf "%.3f", r - s }')
+	ev_answer+=("$(awk -v w="$(elapsed "$t0" "$t1")" -v a="$after" 'BEGIN { printf "%.3f", w - a }')")
 	as "$BIN/pg_ctl" -D "$WORK/r-ev$i" -m immediate stop >/dev/null; rm -rf "$WORK/r-ev$i"
 	mkdir -p "$WORK/r-pb$i" && chown $SU: "$WORK/r-pb$i" && chmod 700 "$WORK/r-pb$i"
 	t0=$(now)
@@ -191,16 +198,17 @@ for i in $(seq "$RUNS"); do
 done
 
 m() { printf '%s\n' "$@" | median; }
-EVB=$(m "${ev_base[@]}") PBB=$(m "${pb_base[@]}") EVP=$(m "${ev_pitr[@]}") PBP=$(m "${pb_pitr[@]}")
+EVB=$(m "${ev_base[@]}") PBB=$(m "${pb_base[@]}") EVP=$(m "${ev_pitr[@]}") PBP=$(m "${pb_pitr[@]}") EVA=$(m "${ev_answer[@]}")
 EVW=$(m "${ev_wal[@]}") PBW=$(m "${pb_wal[@]}") EVD=$(m "${ev_dump[@]}") PGDT=$(m "${pg_dump_t[@]}")
 RESULT=$(cat <<OUT
 # bench/pg.sh $(date -u +%Y-%m-%dT%H:%MZ) scale=$SCALE database=$DBSIZE bytes runs=$RUNS segments=$n $(nproc) cores load=$(cut -d' ' -f1-3 /proc/loadavg)
 base backup (s)          einvault $EVB   pgbackrest $PBB   ratio einvault/pgbackrest $(ratio "$EVB" "$PBB")
 second base (unchanged)  added $ADDED of $TOTAL bytes = $ADDED_PCT% (target < 1%)
-PITR restore latest (s)  einvault $EVP (incl. verification)   pgbackrest $PBP   ratio $(ratio "$EVP" "$PBP")
+PITR restore latest (s)  until the server answers: einvault $EVA   pgbackrest $PBP   ratio $(ratio "$EVA" "$PBP") (target <= 1.0)
+PITR incl. verification  einvault $EVP (amcheck etc.; pgbackrest does none)   ratio to pgbackrest $(ratio "$EVP" "$PBP")
 WAL push (segments/s)    einvault $EVW   pgbackrest $PBW   ratio einvault/pgbackrest $(ratio "$EVW" "$PBW") (target >= 3)
 logical backup (s)       einvault $EVD   pg_dump -Fc $PGDT   ratio $(ratio "$EVD" "$PGDT") (target <= 1.10)
-raw: base ev=[${ev_base[*]}] pb=[${pb_base[*]}] pitr ev=[${ev_pitr[*]}] pb=[${pb_pitr[*]}] wal ev=[${ev_wal[*]}] pb=[${pb_wal[*]}] dump ev=[${ev_dump[*]}] pg=[${pg_dump_t[*]}]
+raw: base ev=[${ev_base[*]}] pb=[${pb_base[*]}] pitr ev=[${ev_pitr[*]}] answer=[${ev_answer[*]}] pb=[${pb_pitr[*]}] wal ev=[${ev_wal[*]}] pb=[${pb_wal[*]}] dump ev=[${ev_dump[*]}] pg=[${pg_dump_t[*]}]
 OUT
 )
 echo "$RESULT"

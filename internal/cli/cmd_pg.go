@@ -26,8 +26,15 @@ func runBackupPG(ctx context.Context, g *Globals, o backupOptions, dsn string) e
 	if err != nil {
 		return usageError("%v", err)
 	}
-	return runStreamBackup(ctx, g, o, "PostgreSQL backup of "+d.URI, archiver.Streams{Source: pg.SourceLogical, Paths: []string{d.URI},
-		Produce: pg.DumpStreams(pg.DumpOptions{DSN: d, BinDir: o.pgBin, Checksums: o.pgChecksums, Logger: g.Logger()})})
+	what := "PostgreSQL backup of " + d.URI
+	// The dump starts before the repository is opened: the server's
+	// first work overlaps with deriving the key.
+	dump, err := pg.StartDump(ctx, pg.DumpOptions{DSN: d, BinDir: o.pgBin, Checksums: o.pgChecksums, Logger: g.Logger()})
+	if err != nil {
+		return fmt.Errorf("%s: %w (no snapshot was written)", what, err)
+	}
+	defer dump.Close()
+	return runStreamBackup(ctx, g, o, what, archiver.Streams{Source: pg.SourceLogical, Paths: []string{d.URI}, Produce: dump.Produce})
 }
 
 // runStreamBackup stores a source's streams as a snapshot, with the same

@@ -59,118 +59,196 @@ func oneLine(err error) string { return strings.Join(strings.Fields(err.Error())
 // dumps (pg_export_snapshot), so they match the dump exactly.
 func DumpStreams(o DumpOptions) archiver.StreamFunc {
 	return func(ctx context.Context, emit func(string, io.Reader) error) (map[string]json.RawMessage, error) {
-		pgDump, err := FindProgram(o.BinDir, "pg_dump")
+		d, err := StartDump(ctx, o)
 		if err != nil {
 			return nil, err
 		}
-		conn, err := Connect(ctx, o.DSN)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-		if err != nil {
-			return nil, fmt.Errorf("start snapshot transaction on %s: %v", o.DSN.URI, oneLine(err))
-		}
-		defer tx.Rollback(context.WithoutCancel(ctx))
-		meta := &source.Metadata{Engine: "postgresql", Database: o.DSN.Database, Location: o.DSN.URI, Extra: map[string]string{}}
-		var snapshot string
-		err = tx.QueryRow(ctx, `SELECT pg_export_snapshot(), current_setting('server_version'), pg_database_size(current_database())`).Scan(&snapshot, &meta.ServerVersion, &meta.SizeBytes)
-		if err != nil {
-			return nil, fmt.Errorf("export snapshot on %s: %v", o.DSN.URI, oneLine(err))
-		}
-		tables, err := listTables(ctx, tx)
-		if err != nil {
-			return nil, err
-		}
-
-		// pg_dumpall --globals-only runs while pg_dump streams (its
-		// output is small, stored after the dump).
-		type globalsResult struct {
-			sql string
-			err error
-		}
-		globalsc := make(chan globalsResult, 1)
-		if !o.NoGlobals {
-			go func() {
-				g, err := dumpGlobals(ctx, o)
-				globalsc <- globalsResult{g, err}
-			}()
-		}
-
-		// Row counts come from the dump itself as it streams past (the
-		// rows it holds, in its snapshot, without scanning every table
-		// again). Checksums need SQL: those queries run while pg_dump
-		// streams, on the same snapshot.
-		counted := make(chan error, 1)
-		var fromDump chan dumpCount
-		var tee *bufPipe
-		if o.Checksums {
-			go func() { counted <- countTables(ctx, tx, tables, o.Checksums) }()
-		} else {
-			counted <- nil
-			// A buffered pipe: the counter runs beside the backup
-			// instead of taking turns with it on every read.
-			tee = newBufPipe(16)
-			fromDump = make(chan dumpCount, 1)
-			go func() {
-				c, err := DumpRowCounts(tee)
-				fromDump <- dumpCount{c, err}
-			}()
-		}
-
-		name := o.DSN.Database + ".dump"
-		cmd := exec.CommandContext(ctx, pgDump, "--format=custom", "--compress=0", "--snapshot="+snapshot, "--dbname="+o.DSN.URI)
-		cmd.Env = withLargeStdoutBuffer(o.DSN.Env(), nil)
-		var stderr tailBuffer
-		cmd.Stderr = &stderr
-		out, err := source.StdoutPipe(cmd)
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start pg_dump: %w", err)
-		}
-		cr := &countingReader{r: out}
-		if tee != nil {
-			cr.r = io.TeeReader(out, tee)
-		}
-		emitErr := emit(name, cr)
-		if tee != nil {
-			tee.CloseWithError(nil)
-		}
-		if emitErr != nil {
-			_ = cmd.Process.Kill()
-		}
-		waitErr := cmd.Wait()
-		cerr := <-counted
-		switch {
-		case emitErr != nil:
-			return nil, emitErr
-		case waitErr != nil:
-			return nil, progError("pg_dump of "+o.DSN.URI, waitErr, stderr.String())
-		case cerr != nil:
-			return nil, cerr
-		}
-		if fromDump != nil {
-			if err := applyDumpCounts(ctx, tx, tables, <-fromDump, o.Logger); err != nil {
-				return nil, err
-			}
-		}
-		if !o.NoGlobals {
-			g := <-globalsc
-			if g.err != nil {
-				return nil, g.err
-			}
-			if err := emit(globalsFileName, strings.NewReader(g.sql)); err != nil {
-				return nil, err
-			}
-			meta.Streams = append(meta.Streams, source.Stream{Name: globalsFileName, Format: FormatGlobals, Bytes: int64(len(g.sql))})
-		}
-		meta.Streams = append(meta.Streams, source.Stream{Name: name, Format: FormatCustom, Bytes: cr.n})
-		meta.Tables = tables
-		return meta.Encode()
+		defer d.Close()
+		return d.Produce(ctx, emit)
 	}
+}
+
+// earlyBytes bounds what a started dump reads ahead into memory before
+// the repository is ready to take it.
+const earlyBytes = 64 << 20
+
+// A Dump is a logical backup under way: the snapshot is exported and
+// pg_dump and pg_dumpall run. Starting it before the repository is open
+// overlaps the server's work (connection, catalog reads, the first
+// tables) with opening the repository (key derivation), the first
+// earlyBytes of the dump waiting in memory. Produce stores it; Close
+// stops whatever Produce did not finish (a dump never produced is
+// killed).
+type Dump struct {
+	o        DumpOptions
+	conn     *pgx.Conn
+	tx       pgx.Tx
+	meta     *source.Metadata
+	tables   []source.Table
+	globalsc chan globalsResult
+	counted  chan error
+	fromDump chan dumpCount
+	tee      *bufPipe
+	cmd      *exec.Cmd
+	stderr   *tailBuffer
+	early    *earlyReader
+	waited   bool
+	closed   bool
+}
+
+type globalsResult struct {
+	sql string
+	err error
+}
+
+// StartDump connects, exports a snapshot and starts pg_dump (and
+// pg_dumpall --globals-only) in it; see Dump.
+func StartDump(ctx context.Context, o DumpOptions) (_ *Dump, err error) {
+	pgDump, err := FindProgram(o.BinDir, "pg_dump")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := Connect(ctx, o.DSN)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dump{o: o, conn: conn}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("start snapshot transaction on %s: %v", o.DSN.URI, oneLine(err))
+	}
+	d.meta = &source.Metadata{Engine: "postgresql", Database: o.DSN.Database, Location: o.DSN.URI, Extra: map[string]string{}}
+	var snapshot string
+	err = d.tx.QueryRow(ctx, `SELECT pg_export_snapshot(), current_setting('server_version'), pg_database_size(current_database())`).Scan(&snapshot, &d.meta.ServerVersion, &d.meta.SizeBytes)
+	if err != nil {
+		return nil, fmt.Errorf("export snapshot on %s: %v", o.DSN.URI, oneLine(err))
+	}
+	if d.tables, err = listTables(ctx, d.tx); err != nil {
+		return nil, err
+	}
+
+	// pg_dumpall --globals-only runs while pg_dump streams (its output
+	// is small, stored after the dump).
+	d.globalsc = make(chan globalsResult, 1)
+	if !o.NoGlobals {
+		go func() {
+			g, err := dumpGlobals(ctx, o)
+			d.globalsc <- globalsResult{g, err}
+		}()
+	}
+
+	// Row counts come from the dump itself as it streams past (the rows
+	// it holds, in its snapshot, without scanning every table again).
+	// Checksums need SQL: those queries run while pg_dump streams, on the
+	// same snapshot.
+	d.counted = make(chan error, 1)
+	if o.Checksums {
+		go func() { d.counted <- countTables(ctx, d.tx, d.tables, o.Checksums) }()
+	} else {
+		d.counted <- nil
+		// A buffered pipe: the counter runs beside the backup instead
+		// of taking turns with it on every read.
+		d.tee = newBufPipe(16)
+		d.fromDump = make(chan dumpCount, 1)
+		go func() {
+			c, err := DumpRowCounts(d.tee)
+			d.fromDump <- dumpCount{c, err}
+		}()
+	}
+
+	d.cmd = exec.CommandContext(ctx, pgDump, "--format=custom", "--compress=0", "--snapshot="+snapshot, "--dbname="+o.DSN.URI)
+	d.cmd.Env = withLargeStdoutBuffer(o.DSN.Env(), nil)
+	d.stderr = &tailBuffer{}
+	d.cmd.Stderr = d.stderr
+	out, err := source.StdoutPipe(d.cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.cmd.Start(); err != nil {
+		d.cmd = nil
+		return nil, fmt.Errorf("start pg_dump: %w", err)
+	}
+	d.early = newEarlyReader(out, earlyBytes)
+	return d, nil
+}
+
+// Produce stores the dump through emit (the archiver's), then the
+// globals, and returns the snapshot's source metadata.
+func (d *Dump) Produce(ctx context.Context, emit func(string, io.Reader) error) (map[string]json.RawMessage, error) {
+	o := d.o
+	name := o.DSN.Database + ".dump"
+	cr := &countingReader{r: d.early}
+	if d.tee != nil {
+		cr.r = io.TeeReader(d.early, d.tee)
+	}
+	emitErr := emit(name, cr)
+	if d.tee != nil {
+		d.tee.CloseWithError(nil)
+	}
+	if emitErr != nil {
+		_ = d.cmd.Process.Kill()
+	}
+	d.waited = true
+	waitErr := d.cmd.Wait()
+	cerr := <-d.counted
+	switch {
+	case emitErr != nil:
+		return nil, emitErr
+	case waitErr != nil:
+		return nil, progError("pg_dump of "+o.DSN.URI, waitErr, d.stderr.String())
+	case cerr != nil:
+		return nil, cerr
+	}
+	if d.fromDump != nil {
+		if err := applyDumpCounts(ctx, d.tx, d.tables, <-d.fromDump, o.Logger); err != nil {
+			return nil, err
+		}
+	}
+	meta := d.meta
+	if !o.NoGlobals {
+		g := <-d.globalsc
+		if g.err != nil {
+			return nil, g.err
+		}
+		if err := emit(globalsFileName, strings.NewReader(g.sql)); err != nil {
+			return nil, err
+		}
+		meta.Streams = append(meta.Streams, source.Stream{Name: globalsFileName, Format: FormatGlobals, Bytes: int64(len(g.sql))})
+	}
+	meta.Streams = append(meta.Streams, source.Stream{Name: name, Format: FormatCustom, Bytes: cr.n})
+	meta.Tables = d.tables
+	return meta.Encode()
+}
+
+// Close stops pg_dump if Produce did not see it finish, and ends the
+// snapshot transaction. It may be called more than once.
+func (d *Dump) Close() {
+	if d.closed {
+		return
+	}
+	d.closed = true
+	if !d.waited {
+		if d.cmd != nil {
+			_ = d.cmd.Process.Kill()
+			d.early.Close()
+		}
+		if d.tee != nil {
+			d.tee.CloseWithError(io.ErrClosedPipe)
+		}
+		if d.cmd != nil {
+			_ = d.cmd.Wait()
+		}
+	}
+	ctx := context.Background()
+	if d.tx != nil {
+		_ = d.tx.Rollback(ctx)
+	}
+	d.conn.Close(ctx)
 }
 
 type dumpCount struct {

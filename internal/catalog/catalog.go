@@ -19,7 +19,7 @@ import (
 )
 
 // FormatVersion is the catalog encoding written by this package.
-const FormatVersion = 2
+const FormatVersion = 3
 
 // magic opens every catalog payload; the byte after it is the version.
 const magic = "EVC1"

@@ -194,11 +194,13 @@ func damagedV2(t *testing.T, lines string, edit func(*trailer)) []byte {
 	tr.Blocks = []section{w.add([]byte(lines), max(strings.Count(lines, "\n"), 1))}
 	tr.Locations = []section{w.add(r.locs, len(r.locs)/locRecord)}
 	tr.Renderings = nil
+	tr.Keys, tr.CIDs = nil, nil
 	if edit != nil {
 		edit(&tr)
 	}
 	tj, _ := json.Marshal(tr)
 	out := bytes.Join(w.chunks, nil)
+	out[len(magic)] = 2
 	out = append(out, tj...)
 	return binary.LittleEndian.AppendUint32(out, uint32(len(tj)))
 }

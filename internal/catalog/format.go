@@ -3,7 +3,9 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,17 +14,20 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
+	"github.com/einvault/einvault/internal/invoice"
 	"github.com/einvault/einvault/internal/repo"
 	"github.com/klauspost/compress/zstd"
 )
 
-// Catalog format 2 (written since catalogs had to scale to millions of
-// invoices): the payload is built block by block while the backup runs,
-// so neither the builder nor a reader holds every entry at once.
+// Catalog format 3 (format 2, written since catalogs had to scale to
+// millions of invoices, plus a look-up index): the payload is built block
+// by block while the backup runs, so neither the builder nor a reader
+// holds every entry at once.
 //
-//	"EVC1" | version u8 (2) | section* | trailer JSON | trailer length u32 LE
+//	"EVC1" | version u8 (3) | section* | trailer JSON | trailer length u32 LE
 //
 // A section is one zstd frame at an offset of the payload named by the
 // trailer: entry blocks (JSON lines, at most BlockEntries entries each,
@@ -31,6 +36,14 @@ import (
 // index u32 LE with 0xFFFFFFFF for unknown, flags u8, offset u32 LE,
 // sealed length u32 LE) and rendering blocks (JSON lines of File: the PDFs
 // in the snapshot, attached to entries by file name stem when read).
+//
+// Format 3 adds two sorted indexes, so that one invoice is found by
+// decoding the trailer, one index block and the entry blocks it names
+// (no cache, no scan of every block): key blocks (records uvarint key
+// length, key, uvarint entry block number; sorted by key, then block)
+// and content-ID blocks (fixed 36-byte records: SHA-256 32 bytes, entry
+// block number u32 LE; sorted). The trailer names each index block with
+// its first key ("first"). Format 2 is the same without them.
 
 // BlockEntries is the number of entries per entry block of format 2.
 const BlockEntries = 1024
@@ -39,6 +52,10 @@ const (
 	locRecord      = repo.IDSize + 4 + 1 + 4 + 4
 	locPerBlock    = 1 << 16
 	renderPerBlock = 4096
+	keysPerBlock   = 4096
+	cidRecord      = 32 + 4
+	cidsPerBlock   = 4096
+	maxKey         = 4 << 10
 	noPack         = math.MaxUint32
 	maxBlockBytes  = 64 << 20 // decompressed size of one section
 	maxTrailer     = 64 << 20
@@ -50,6 +67,8 @@ type section struct {
 	Off int64 `json:"o"`
 	Len int64 `json:"l"`
 	N   int   `json:"n"`
+	// First is the first key of an index block (format 3).
+	First string `json:"first,omitempty"`
 }
 
 type trailer struct {
@@ -59,6 +78,8 @@ type trailer struct {
 	Blocks     []section  `json:"blocks"`
 	Locations  []section  `json:"locations"`
 	Renderings []section  `json:"renderings"`
+	Keys       []section  `json:"keys,omitempty"` // format 3
+	CIDs       []section  `json:"cids,omitempty"` // format 3
 }
 
 // Location is where a blob was stored when the catalog was written.
@@ -102,6 +123,20 @@ type Writer struct {
 	blocks  []section
 	entries int
 	ids     []repo.ID
+	keyBuf  []byte   // the keys of every entry, back to back
+	keys    []keyRef // where each lies in keyBuf, and its block
+	cids    []cidRef
+}
+
+// keyRef is one entry's key (keyBuf[off:off+n]) and its entry block.
+type keyRef struct {
+	off, blk uint32
+	n        uint16
+}
+
+type cidRef struct {
+	id  [32]byte
+	blk uint32
 }
 
 // NewWriter starts a payload.
@@ -112,7 +147,7 @@ func NewWriter() (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	head := append([]byte(magic), 2)
+	head := append([]byte(magic), FormatVersion)
 	return &Writer{zenc: zenc, chunks: [][]byte{head}, size: int64(len(head)), bufs: make(chan []byte, 2*procs)}, nil
 }
 
@@ -164,9 +199,45 @@ func (w *Writer) AddBlock(entries []Entry) error {
 	comp := w.compress(buf)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	blk := uint32(len(w.blocks))
 	w.blocks = append(w.blocks, w.appendLocked(comp, len(entries)))
 	w.entries += len(entries)
+	for i := range entries {
+		if err := w.noteLocked(&entries[i], blk); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// noteLocked records an entry's key and content ID for the indexes
+// (w.mu held).
+func (w *Writer) noteLocked(e *Entry, blk uint32) error {
+	off := len(w.keyBuf)
+	w.keyBuf = appendKey(w.keyBuf, &e.Invoice)
+	n := len(w.keyBuf) - off
+	if n > maxKey || len(w.keyBuf) > math.MaxUint32 {
+		return fmt.Errorf("catalog key of %d bytes (%d in all) is too long", n, len(w.keyBuf))
+	}
+	w.keys = append(w.keys, keyRef{off: uint32(off), blk: blk, n: uint16(n)})
+	var c cidRef
+	if _, err := hex.Decode(c.id[:], []byte(e.ContentID)); err != nil || len(e.ContentID) != 64 {
+		return fmt.Errorf("catalog entry %s: content ID %q is not a SHA-256", e.Path, e.ContentID)
+	}
+	c.blk = blk
+	w.cids = append(w.cids, c)
+	return nil
+}
+
+// appendKey appends inv.Key() without building the string.
+func appendKey(b []byte, inv *invoice.Invoice) []byte {
+	b = append(b, inv.SellerTaxCode...)
+	b = append(b, '/')
+	b = append(b, inv.Form...)
+	b = append(b, '/')
+	b = append(b, inv.Series...)
+	b = append(b, '/')
+	return append(b, inv.Number...)
 }
 
 // compress returns plain zstd-compressed in a slice of its own.
@@ -225,6 +296,9 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 		}
 		t.Renderings = append(t.Renderings, w.add(buf.Bytes(), hi-lo))
 	}
+	if err := w.writeIndexesLocked(&t); err != nil {
+		return nil, err
+	}
 	slices.SortFunc(ids, func(a, b repo.ID) int { return bytes.Compare(a[:], b[:]) })
 	ids = slices.Compact(ids)
 	packPos := map[repo.ID]uint32{}
@@ -271,8 +345,46 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 	}
 	out = append(out, tj...)
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(tj)))
-	w.chunks, w.ids, w.blocks = nil, nil, nil
+	w.chunks, w.ids, w.blocks, w.keyBuf, w.keys, w.cids = nil, nil, nil, nil, nil, nil
 	return out, nil
+}
+
+// writeIndexesLocked sorts the recorded keys and content IDs and writes
+// them as index blocks (w.mu held).
+func (w *Writer) writeIndexesLocked(t *trailer) error {
+	key := func(r keyRef) []byte { return w.keyBuf[r.off : r.off+uint32(r.n)] }
+	slices.SortFunc(w.keys, func(a, b keyRef) int {
+		return cmp.Or(bytes.Compare(key(a), key(b)), cmp.Compare(a.blk, b.blk))
+	})
+	w.keys = slices.CompactFunc(w.keys, func(a, b keyRef) bool { return a.blk == b.blk && bytes.Equal(key(a), key(b)) })
+	t.Keys, t.CIDs = []section{}, []section{}
+	var plain []byte
+	for lo := 0; lo < len(w.keys); lo += keysPerBlock {
+		hi := min(lo+keysPerBlock, len(w.keys))
+		plain = plain[:0]
+		for _, r := range w.keys[lo:hi] {
+			plain = binary.AppendUvarint(plain, uint64(r.n))
+			plain = append(plain, key(r)...)
+			plain = binary.AppendUvarint(plain, uint64(r.blk))
+		}
+		s := w.add(plain, hi-lo)
+		s.First = string(key(w.keys[lo]))
+		t.Keys = append(t.Keys, s)
+	}
+	slices.SortFunc(w.cids, func(a, b cidRef) int { return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.blk, b.blk)) })
+	w.cids = slices.Compact(w.cids)
+	for lo := 0; lo < len(w.cids); lo += cidsPerBlock {
+		hi := min(lo+cidsPerBlock, len(w.cids))
+		plain = plain[:0]
+		for _, r := range w.cids[lo:hi] {
+			plain = append(plain, r.id[:]...)
+			plain = binary.LittleEndian.AppendUint32(plain, r.blk)
+		}
+		s := w.add(plain, hi-lo)
+		s.First = hex.EncodeToString(w.cids[lo].id[:])
+		t.CIDs = append(t.CIDs, s)
+	}
+	return nil
 }
 
 func (w *Writer) add(plain []byte, n int) section {
@@ -306,11 +418,11 @@ func OpenReader(data []byte) (*Reader, error) {
 			return nil, err
 		}
 		return &Reader{v1: c, version: 1}, nil
-	case 2:
+	case 2, 3:
 	default:
 		return nil, fmt.Errorf("%w: version %d is not supported by this einvault (upgrade it)", ErrDamaged, v)
 	}
-	r := &Reader{data: data, version: 2}
+	r := &Reader{data: data, version: int(data[len(magic)])}
 	body := int64(len(magic) + 1)
 	if int64(len(data)) < body+4 {
 		return nil, fmt.Errorf("%w: truncated", ErrDamaged)
@@ -332,8 +444,17 @@ func OpenReader(data []byte) (*Reader, error) {
 			return nil, fmt.Errorf("%w: pack %d: salt of %d bytes", ErrDamaged, i, len(p.Salt))
 		}
 	}
+	if r.version < 3 && (t.Keys != nil || t.CIDs != nil) {
+		return nil, fmt.Errorf("%w: format %d with an index", ErrDamaged, r.version)
+	}
+	if err := checkIndex(t.Keys, t.Entries); err != nil {
+		return nil, fmt.Errorf("%w: key index: %v", ErrDamaged, err)
+	}
+	if err := checkIndex(t.CIDs, t.Entries); err != nil {
+		return nil, fmt.Errorf("%w: content-ID index: %v", ErrDamaged, err)
+	}
 	sum := 0
-	for _, list := range [][]section{t.Blocks, t.Locations, t.Renderings} {
+	for _, list := range [][]section{t.Blocks, t.Locations, t.Renderings, t.Keys, t.CIDs} {
 		for _, s := range list {
 			if s.Off < body || s.Len <= 0 || s.Off > tstart || s.Len > tstart-s.Off || s.N <= 0 {
 				return nil, fmt.Errorf("%w: section at %d+%d outside the payload", ErrDamaged, s.Off, s.Len)
@@ -655,4 +776,150 @@ func (s renderingSet) attach(p string) *File {
 	f := cands[best]
 	f.Blobs = slices.Clone(f.Blobs)
 	return &f
+}
+
+// checkIndex checks the index sections of a trailer: non-empty first
+// keys in order, record counts within the entries' (each entry has one
+// key and one content ID; duplicates within a block are stored once).
+func checkIndex(list []section, entries int) error {
+	n := 0
+	for i, s := range list {
+		if s.First == "" || len(s.First) > maxKey {
+			return fmt.Errorf("block %d: first key of %d bytes", i+1, len(s.First))
+		}
+		if i > 0 && s.First < list[i-1].First {
+			return fmt.Errorf("block %d: keys not sorted", i+1)
+		}
+		n += s.N
+	}
+	if n > entries {
+		return fmt.Errorf("%d records for %d entries", n, entries)
+	}
+	if entries > 0 && list != nil && n == 0 {
+		return errors.New("no records")
+	}
+	return nil
+}
+
+// ErrNoIndex is returned by Reader.Lookup for catalogs written before
+// format 3: they are searched entry by entry (or through the cache).
+var ErrNoIndex = errors.New("catalog has no look-up index (written by an older einvault)")
+
+// Indexed reports whether Lookup can find entries without a scan.
+func (r *Reader) Indexed() bool { return r.version >= 3 && (r.t.Entries == 0 || len(r.t.Keys) > 0) }
+
+// Lookup returns the entries whose key (SELLERMST/FORM/SERIES/NUMBER) or
+// content ID (64 hex digits) is name, decoding only the index blocks and
+// entry blocks that hold them. It fails with ErrNoIndex on catalogs of
+// format 1 and 2.
+func (r *Reader) Lookup(name string) ([]Entry, error) {
+	if !r.Indexed() {
+		return nil, ErrNoIndex
+	}
+	var blks []uint32
+	var err error
+	cid := isContentID(name)
+	if cid {
+		name = strings.ToLower(name)
+		blks, err = r.indexBlocks(r.t.CIDs, name, r.cidRecords)
+	} else {
+		blks, err = r.indexBlocks(r.t.Keys, name, r.keyRecords)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, b := range blks {
+		entries, err := r.Block(int(b))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if (cid && e.ContentID == name) || (!cid && e.Key() == name) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// indexBlocks returns the sorted entry block numbers recorded for name
+// in an index.
+func (r *Reader) indexBlocks(list []section, name string, records func(section, func(k string, blk uint32) error) error) ([]uint32, error) {
+	// records of name may begin at the end of the block before the first
+	// one whose first key is name
+	i := max(sort.Search(len(list), func(i int) bool { return list[i].First >= name })-1, 0)
+	var blks []uint32
+	for ; i < len(list) && list[i].First <= name; i++ {
+		s, first := list[i], true
+		prev := ""
+		err := records(s, func(k string, blk uint32) error {
+			if first && k != s.First {
+				return fmt.Errorf("first key %q, the trailer says %q", k, s.First)
+			}
+			if !first && k < prev {
+				return errors.New("keys not sorted")
+			}
+			if int64(blk) >= int64(len(r.t.Blocks)) {
+				return fmt.Errorf("entry block %d of %d", blk+1, len(r.t.Blocks))
+			}
+			first, prev = false, k
+			if k == name {
+				blks = append(blks, blk)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: index block %d: %v", ErrDamaged, i+1, err)
+		}
+	}
+	slices.Sort(blks)
+	return slices.Compact(blks), nil
+}
+
+// keyRecords calls fn for each record of a key index block.
+func (r *Reader) keyRecords(s section, fn func(k string, blk uint32) error) error {
+	plain, err := r.section(s)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for len(plain) > 0 {
+		kl, m := binary.Uvarint(plain)
+		if m <= 0 || kl == 0 || kl > maxKey || uint64(len(plain)-m) < kl {
+			return errors.New("bad key record")
+		}
+		k := string(plain[m : m+int(kl)])
+		plain = plain[m+int(kl):]
+		blk, m := binary.Uvarint(plain)
+		if m <= 0 || blk > math.MaxUint32 {
+			return errors.New("bad block number")
+		}
+		plain = plain[m:]
+		if err := fn(k, uint32(blk)); err != nil {
+			return err
+		}
+		n++
+	}
+	if n != s.N {
+		return fmt.Errorf("%d records, the trailer says %d", n, s.N)
+	}
+	return nil
+}
+
+// cidRecords calls fn for each record of a content-ID index block.
+func (r *Reader) cidRecords(s section, fn func(k string, blk uint32) error) error {
+	plain, err := r.section(s)
+	if err != nil {
+		return err
+	}
+	if len(plain) != s.N*cidRecord {
+		return fmt.Errorf("%d bytes for %d records", len(plain), s.N)
+	}
+	for i := 0; i < len(plain); i += cidRecord {
+		if err := fn(hex.EncodeToString(plain[i:i+32]), binary.LittleEndian.Uint32(plain[i+32:])); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/einvault/einvault/internal/catalog"
+	"github.com/einvault/einvault/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -36,7 +37,11 @@ of the one you want (listed in the error and by 'invoices find').
 
 The file's data is read from where the catalog recorded it, without loading
 the repository index, so this takes well under a second on a repository of
-millions of invoices. Every file is written under a temporary name, checked
+millions of invoices. When the local catalog cache lacks snapshots (a new
+machine after a disaster), the invoice is looked up in the snapshots'
+catalogs directly, through their look-up index, newest first, instead of
+filling the cache first; the next 'invoices find', 'gaps' or 'stats' fills
+it. --json says which answered ("found_in": "cache" or "catalog"). Every file is written under a temporary name, checked
 against the catalog (SHA-256) and renamed into place; existing files are
 kept unless --overwrite is given. Exit code 5 when the stored data is damaged.`,
 		Example: `  einvault invoices restore 0105987432-999/1/C21TAQ/11 --target /tmp/inv
@@ -71,32 +76,14 @@ func runInvoicesRestore(ctx context.Context, g *Globals, o invoicesRestoreOption
 	if strings.Count(key, "/") != 3 && len(key) != 64 {
 		return usageError("KEY %q: give SELLERMST/FORM/SERIES/NUMBER (e.g. 0105987432-999/1/C21TAQ/11) or a 64-character content ID", key)
 	}
-	cs, err := openCatalog(ctx, g)
+	r, err := g.OpenRepo(ctx)
 	if err != nil {
 		return err
 	}
-	defer cs.Close()
-	r, c := cs.repo, cs.cache
-	sid, err := snapshotID(ctx, c, o.snapshot)
+	defer r.Close()
+	loc, sources, via, err := locateInvoice(ctx, g, r, key, o.snapshot)
 	if err != nil {
 		return err
-	}
-	loc, err := c.Locate(ctx, key, sid)
-	if err != nil {
-		if errors.Is(err, catalog.ErrNotFound) {
-			return WithExit(ExitError, err)
-		}
-		return err
-	}
-	snaps, err := c.Snapshots(ctx)
-	if err != nil {
-		return err
-	}
-	var sources []string
-	for _, s := range snaps {
-		if s.ID == loc.Snapshot {
-			sources = s.Paths
-		}
 	}
 	fe := &catalog.Fetcher{Store: r}
 	var out []restoredFile
@@ -122,7 +109,7 @@ func runInvoicesRestore(ctx context.Context, g *Globals, o invoicesRestoreOption
 	took := time.Since(start)
 	if g.JSON {
 		return g.PrintJSON(map[string]any{"key": loc.Entry.Key(), "content_id": loc.Entry.ContentID, "snapshot": loc.Snapshot,
-			"files": out, "index_loaded": fe.IndexLoads > 0, "seconds": took.Seconds()})
+			"files": out, "index_loaded": fe.IndexLoads > 0, "found_in": via, "seconds": took.Seconds()})
 	}
 	g.Printf("Restored %s from snapshot %s in %s:\n", loc.Entry.Key(), loc.Snapshot[:8], took.Round(time.Millisecond))
 	for _, f := range out {
@@ -133,6 +120,65 @@ func runInvoicesRestore(ctx context.Context, g *Globals, o invoicesRestoreOption
 		g.Printf("  %s %s (%d bytes, SHA-256 %s verified)\n", what, f.Path, f.Size, f.SHA256[:16])
 	}
 	return nil
+}
+
+// locateInvoice finds one invoice and the backed-up paths of the snapshot
+// it is taken from. An up-to-date catalog cache answers at once; a cache
+// that lacks snapshots (a new machine after a disaster, or backups since
+// the last query) is not filled first, which would read every entry of
+// every catalog: the snapshots' catalogs are searched directly, newest
+// first, each through its look-up index. The next command that needs the
+// whole cache (find, gaps, stats) fills it. via says which was used:
+// "cache" or "catalog".
+func locateInvoice(ctx context.Context, g *Globals, r *repo.Repository, key, snapRef string) (loc *catalog.Located, sources []string, via string, err error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil && len(snaps) == 0 {
+		return nil, nil, "", err
+	}
+	p, err := g.cachePath(r.Config().ID)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	c, err := catalog.OpenCache(ctx, p, r.Now)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	defer c.Close()
+	current, err := c.Current(ctx, snaps)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if current {
+		via = "cache"
+		var sid string
+		if sid, err = snapshotID(ctx, c, snapRef); err != nil {
+			return nil, nil, "", err
+		}
+		loc, err = c.Locate(ctx, key, sid)
+	} else {
+		via = "catalog"
+		g.Logger().Info("invoice catalog cache is not up to date: looking the invoice up in the catalogs directly")
+		sel, serr := catalog.SelectSnapshots(snaps, snapRef)
+		if serr != nil {
+			if errors.Is(serr, catalog.ErrNoSnapshot) {
+				return nil, nil, "", WithExit(ExitError, serr)
+			}
+			return nil, nil, "", serr
+		}
+		loc, err = catalog.LocateInCatalogs(ctx, r, sel, key)
+	}
+	if err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil, nil, "", WithExit(ExitError, err)
+		}
+		return nil, nil, "", err
+	}
+	for _, s := range snaps {
+		if s.ID.String() == loc.Snapshot {
+			sources = s.Paths
+		}
+	}
+	return loc, sources, via, nil
 }
 
 // relativeToSource is a snapshot path relative to the backed-up path

@@ -190,9 +190,17 @@ func damagedV2(t *testing.T, lines string, edit func(*trailer)) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var locs []byte
+	for i := range r.t.Locations {
+		l, err := r.locSection(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs = append(locs, l...)
+	}
 	tr := r.t
 	tr.Blocks = []section{w.add([]byte(lines), max(strings.Count(lines, "\n"), 1))}
-	tr.Locations = []section{w.add(r.locs, len(r.locs)/locRecord)}
+	tr.Locations = []section{w.add(locs, len(locs)/locRecord)}
 	tr.Renderings = nil
 	tr.Keys, tr.CIDs = nil, nil
 	if edit != nil {

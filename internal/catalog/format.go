@@ -279,6 +279,10 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 	defer w.mu.Unlock()
 	t := trailer{Entries: w.entries, Rejected: rejected, Blocks: w.blocks, Locations: []section{}, Renderings: []section{}}
 	ids := w.ids
+	// sorted by file name stem, the first stem of each block in the
+	// trailer: a reader finds an entry's rendering in one block
+	renderings = slices.Clone(renderings)
+	slices.SortStableFunc(renderings, func(a, b File) int { return strings.Compare(stem(a.Path), stem(b.Path)) })
 	for lo := 0; lo < len(renderings); lo += renderPerBlock {
 		hi := min(lo+renderPerBlock, len(renderings))
 		var buf bytes.Buffer
@@ -294,7 +298,9 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 				return nil, fmt.Errorf("encode catalog rendering %s: %w", f.Path, err)
 			}
 		}
-		t.Renderings = append(t.Renderings, w.add(buf.Bytes(), hi-lo))
+		sec := w.add(buf.Bytes(), hi-lo)
+		sec.First = stem(renderings[lo].Path)
+		t.Renderings = append(t.Renderings, sec)
 	}
 	if err := w.writeIndexesLocked(&t); err != nil {
 		return nil, err
@@ -306,7 +312,9 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 	n := 0
 	flush := func() {
 		if n > 0 {
-			t.Locations = append(t.Locations, w.add(rec, n))
+			sec := w.add(rec, n)
+			sec.First = hex.EncodeToString(rec[:repo.IDSize])
+			t.Locations = append(t.Locations, sec)
 			rec, n = rec[:0], 0
 		}
 	}
@@ -394,15 +402,20 @@ func (w *Writer) add(plain []byte, n int) section {
 // Reader reads a catalog payload of any version one block at a time:
 // only the locations and renderings are decoded up front.
 type Reader struct {
-	data     []byte
-	v1       *Catalog
-	t        trailer
-	locs     []byte // location records, sorted by blob ID
-	pdfs     renderingSet
-	dec      *zstd.Decoder
-	decOnce  sync.Once
-	version  int
-	rendered []File
+	data    []byte
+	v1      *Catalog
+	t       trailer
+	dec     *zstd.Decoder
+	decOnce sync.Once
+	version int
+	// eager: every location and rendering decoded when opened
+	locs []byte // location records, sorted by blob ID
+	pdfs renderingSet
+	// lazy (format 3): location and rendering sections decoded on use
+	lazy     bool
+	mu       sync.Mutex
+	locCache map[int][]byte
+	pdfCache map[int][]File
 }
 
 // OpenReader checks a payload's framing and trailer and decodes its
@@ -470,13 +483,16 @@ func OpenReader(data []byte) (*Reader, error) {
 	if sum != t.Entries {
 		return nil, fmt.Errorf("%w: blocks hold %d entries, trailer says %d", ErrDamaged, sum, t.Entries)
 	}
-	for _, s := range t.Locations {
-		plain, err := r.section(s)
+	if r.lazy = lazySections(t.Locations, t.Renderings); r.lazy {
+		// format 3 names each location and rendering block by its first
+		// key: they are decoded when an entry needs them
+		r.locCache, r.pdfCache = map[int][]byte{}, map[int][]File{}
+		return r, nil
+	}
+	for i := range t.Locations {
+		plain, err := r.locSection(i)
 		if err != nil {
-			return nil, fmt.Errorf("%w: locations: %v", ErrDamaged, err)
-		}
-		if len(plain) != s.N*locRecord {
-			return nil, fmt.Errorf("%w: location block of %d bytes for %d records", ErrDamaged, len(plain), s.N)
+			return nil, err
 		}
 		r.locs = append(r.locs, plain...)
 	}
@@ -485,40 +501,146 @@ func OpenReader(data []byte) (*Reader, error) {
 			return nil, fmt.Errorf("%w: locations not sorted", ErrDamaged)
 		}
 	}
-	for i := 0; i < len(r.locs); i += locRecord {
-		if p := binary.LittleEndian.Uint32(r.locs[i+repo.IDSize:]); p != noPack && int64(p) >= int64(len(t.Packs)) {
-			return nil, fmt.Errorf("%w: location refers to pack %d of %d", ErrDamaged, p, len(t.Packs))
-		}
-	}
 	r.pdfs = renderingSet{}
-	for _, s := range t.Renderings {
-		var n int
-		err := r.lines(s, func(l []byte) error {
-			var f File
-			if err := json.Unmarshal(l, &f); err != nil {
-				return err
-			}
-			if err := r.locate(&f); err != nil {
-				return err
-			}
-			if !ValidPath(f.Path) {
-				return fmt.Errorf("invalid path %q", f.Path)
-			}
-			r.rendered = append(r.rendered, f)
-			n++
-			return nil
-		})
+	for i := range t.Renderings {
+		files, err := r.pdfSection(i)
 		if err != nil {
-			return nil, fmt.Errorf("%w: rendering: %v", ErrDamaged, err)
+			return nil, err
 		}
-		if n != s.N {
-			return nil, fmt.Errorf("%w: rendering block holds %d files, trailer says %d", ErrDamaged, n, s.N)
+		for _, f := range files {
+			r.pdfs.add(f)
 		}
-	}
-	for _, f := range r.rendered {
-		r.pdfs.add(f)
 	}
 	return r, nil
+}
+
+// lazySections reports whether every location and rendering section
+// names its first key, in order (format 3), so that they can be decoded
+// one at a time when needed.
+func lazySections(locs, pdfs []section) bool {
+	for _, list := range [][]section{locs, pdfs} {
+		for i, s := range list {
+			if s.First == "" || len(s.First) > maxKey || (i > 0 && s.First < list[i-1].First) {
+				return false
+			}
+		}
+	}
+	for i, s := range locs {
+		if len(s.First) != 2*repo.IDSize || (i > 0 && s.First == locs[i-1].First) {
+			return false
+		}
+	}
+	return true
+}
+
+// locSection decodes and checks location section i.
+func (r *Reader) locSection(i int) ([]byte, error) {
+	r.mu.Lock()
+	plain, ok := r.locCache[i]
+	r.mu.Unlock()
+	if ok {
+		return plain, nil
+	}
+	s := r.t.Locations[i]
+	plain, err := r.section(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: locations: %v", ErrDamaged, err)
+	}
+	if len(plain) != s.N*locRecord {
+		return nil, fmt.Errorf("%w: location block of %d bytes for %d records", ErrDamaged, len(plain), s.N)
+	}
+	for k := 0; k < len(plain); k += locRecord {
+		if p := binary.LittleEndian.Uint32(plain[k+repo.IDSize:]); p != noPack && int64(p) >= int64(len(r.t.Packs)) {
+			return nil, fmt.Errorf("%w: location refers to pack %d of %d", ErrDamaged, p, len(r.t.Packs))
+		}
+		if k > 0 && bytes.Compare(plain[k-locRecord:k-locRecord+repo.IDSize], plain[k:k+repo.IDSize]) >= 0 {
+			return nil, fmt.Errorf("%w: locations not sorted", ErrDamaged)
+		}
+	}
+	if r.lazy {
+		// sorted across sections too: this one starts with its first key
+		// and ends before the next one's
+		if hex.EncodeToString(plain[:repo.IDSize]) != s.First {
+			return nil, fmt.Errorf("%w: location block %d does not start with %s", ErrDamaged, i+1, s.First)
+		}
+		if i+1 < len(r.t.Locations) && hex.EncodeToString(plain[len(plain)-locRecord:len(plain)-locRecord+repo.IDSize]) >= r.t.Locations[i+1].First {
+			return nil, fmt.Errorf("%w: locations not sorted", ErrDamaged)
+		}
+		r.mu.Lock()
+		r.locCache[i] = plain
+		r.mu.Unlock()
+	}
+	return plain, nil
+}
+
+// pdfSection decodes and checks rendering section i.
+func (r *Reader) pdfSection(i int) ([]File, error) {
+	r.mu.Lock()
+	files, ok := r.pdfCache[i]
+	r.mu.Unlock()
+	if ok {
+		return files, nil
+	}
+	s := r.t.Renderings[i]
+	err := r.lines(s, func(l []byte) error {
+		var f File
+		if err := json.Unmarshal(l, &f); err != nil {
+			return err
+		}
+		if err := r.locate(&f); err != nil {
+			return err
+		}
+		if !ValidPath(f.Path) {
+			return fmt.Errorf("invalid path %q", f.Path)
+		}
+		if r.lazy {
+			st := stem(f.Path)
+			if (len(files) == 0 && st != s.First) || (len(files) > 0 && st < stem(files[len(files)-1].Path)) ||
+				(i+1 < len(r.t.Renderings) && st > r.t.Renderings[i+1].First) {
+				return fmt.Errorf("rendering %s out of order", f.Path)
+			}
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: rendering: %v", ErrDamaged, err)
+	}
+	if len(files) != s.N {
+		return nil, fmt.Errorf("%w: rendering block holds %d files, trailer says %d", ErrDamaged, len(files), s.N)
+	}
+	if r.lazy {
+		r.mu.Lock()
+		r.pdfCache[i] = files
+		r.mu.Unlock()
+	}
+	return files, nil
+}
+
+// rendering returns the PDF stored beside the invoice at p, if any.
+func (r *Reader) rendering(p string) (*File, error) {
+	if !r.lazy {
+		return r.pdfs.attach(p), nil
+	}
+	if isPDF(p) {
+		return nil, nil
+	}
+	st, list := stem(p), r.t.Renderings
+	set := renderingSet{}
+	// files of one stem may begin at the end of the block before the
+	// first one whose first stem is st
+	for j := max(sort.Search(len(list), func(i int) bool { return list[i].First >= st })-1, 0); j < len(list) && list[j].First <= st; j++ {
+		files, err := r.pdfSection(j)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			if stem(f.Path) == st {
+				set.add(f)
+			}
+		}
+	}
+	return set.attach(p), nil
 }
 
 // Version is the payload's format version.
@@ -581,7 +703,11 @@ func (r *Reader) Block(i int) ([]Entry, error) {
 		if !ValidPath(e.Path) {
 			return fmt.Errorf("invalid path %q", e.Path)
 		}
-		e.PDF = r.pdfs.attach(e.Path)
+		pdf, err := r.rendering(e.Path)
+		if err != nil {
+			return err
+		}
+		e.PDF = pdf
 		if err := checkContentID(e.ContentID); err != nil {
 			return err
 		}
@@ -668,14 +794,26 @@ func (r *Reader) lines(s section, fn func([]byte) error) error {
 
 // locate fills in the recorded location of every blob of f.
 func (r *Reader) locate(f *File) error {
-	n := len(r.locs) / locRecord
 	for i := range f.Blobs {
 		b := &f.Blobs[i]
-		k := sort.Search(n, func(k int) bool { return bytes.Compare(r.locs[k*locRecord:k*locRecord+repo.IDSize], b.ID[:]) >= 0 })
-		if k == n || !bytes.Equal(r.locs[k*locRecord:k*locRecord+repo.IDSize], b.ID[:]) {
+		recs := r.locs
+		if r.lazy {
+			h := hex.EncodeToString(b.ID[:])
+			j := sort.Search(len(r.t.Locations), func(j int) bool { return r.t.Locations[j].First > h }) - 1
+			if j < 0 {
+				return fmt.Errorf("blob %s has no location record", b.ID.Short())
+			}
+			var err error
+			if recs, err = r.locSection(j); err != nil {
+				return err
+			}
+		}
+		n := len(recs) / locRecord
+		k := sort.Search(n, func(k int) bool { return bytes.Compare(recs[k*locRecord:k*locRecord+repo.IDSize], b.ID[:]) >= 0 })
+		if k == n || !bytes.Equal(recs[k*locRecord:k*locRecord+repo.IDSize], b.ID[:]) {
 			return fmt.Errorf("blob %s has no location record", b.ID.Short())
 		}
-		rec := r.locs[k*locRecord+repo.IDSize:]
+		rec := recs[k*locRecord+repo.IDSize:]
 		b.Pack, b.Flags, b.Offset, b.Length = -1, 0, 0, 0
 		if p := binary.LittleEndian.Uint32(rec); p != noPack {
 			b.Pack, b.Flags = int(p), rec[4]
@@ -684,9 +822,6 @@ func (r *Reader) locate(f *File) error {
 	}
 	return nil
 }
-
-// Renderings lists the PDF renderings recorded in the catalog (format 2).
-func (r *Reader) Renderings() []File { return r.rendered }
 
 // Decode parses a whole catalog payload (any version), checking every
 // reference it holds. Entries are sorted by key.

@@ -317,3 +317,98 @@ func TestLocateInCatalogs(t *testing.T) {
 		t.Fatalf("latest: %v %v", sel, err)
 	}
 }
+
+// TestLazySections: format 3 readers decode location and rendering
+// blocks only when an entry needs them; entries come out exactly as a
+// reader that decodes everything up front (no first keys) gives them,
+// across several location and rendering blocks; damage in a lazily read
+// block is reported when it is read.
+func TestLazySections(t *testing.T) {
+	base := sampleCatalog().Entries[0]
+	w, err := NewWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blk []Entry
+	for i := range 70 {
+		e := base
+		e.Number = fmt.Sprint(i)
+		e.Path = fmt.Sprintf("/srv/inv/%04d.xml", i)
+		e.PDF = nil
+		e.Blobs = nil
+		for j := range 1000 {
+			e.Blobs = append(e.Blobs, Blob{ID: repo.Hash([]byte(fmt.Sprint(i, "/", j))), Pack: -1})
+		}
+		blk = append(blk, e)
+	}
+	if err := w.AddBlock(blk); err != nil {
+		t.Fatal(err)
+	}
+	var pdfs []File
+	for i := range 5000 {
+		p := fmt.Sprintf("/srv/pdf/%04d.pdf", i%4500) // some stems twice
+		if i >= 4500 {
+			p = fmt.Sprintf("/srv/other/%04d.pdf", i%4500)
+		}
+		pdfs = append(pdfs, File{Path: p, Size: 1, Blobs: []Blob{{ID: repo.Hash([]byte(p))}}})
+	}
+	pack := Pack{ID: repo.Hash([]byte("p")), Epoch: 3, Salt: bytes.Repeat([]byte{1}, 16)}
+	data, err := w.Finish(pdfs, nil, func(id repo.ID) (Location, bool) {
+		return Location{Pack: pack, Offset: uint32(id[1]), Length: 9}, id[0]%2 == 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy, err := OpenReader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lazy.lazy || len(lazy.t.Locations) < 2 || len(lazy.t.Renderings) < 2 {
+		t.Fatalf("lazy %v, %d location and %d rendering blocks", lazy.lazy, len(lazy.t.Locations), len(lazy.t.Renderings))
+	}
+	eagerData := withTrailer(t, data, func(tr *trailer) {
+		for i := range tr.Locations {
+			tr.Locations[i].First = ""
+		}
+	})
+	eager, err := OpenReader(eagerData)
+	if err != nil || eager.lazy {
+		t.Fatalf("without first keys: lazy %v, %v", eager != nil && eager.lazy, err)
+	}
+	a, err := lazy.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := eager.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ja, _ := json.Marshal(a.Entries)
+	jb, _ := json.Marshal(b.Entries)
+	if !bytes.Equal(ja, jb) {
+		t.Fatal("lazy and eager readers decode different entries")
+	}
+	for _, e := range a.Entries {
+		if e.PDF == nil || e.PDF.Path != "/srv/pdf/"+strings.TrimPrefix(e.Path, "/srv/inv/")[:4]+".pdf" {
+			t.Fatalf("%s: rendering %+v", e.Path, e.PDF)
+		}
+	}
+	// a rendering block whose first stem is not the trailer's, a
+	// location block that does not start with its first key
+	for name, edit := range map[string]func(*trailer){
+		"rendering first":   func(tr *trailer) { tr.Renderings[0].First = "0000a" },
+		"location first":    func(tr *trailer) { tr.Locations[0].First = strings.Repeat("0", 64) },
+		"location sections": func(tr *trailer) { tr.Locations[1].Off = tr.Locations[0].Off; tr.Locations[1].Len = tr.Locations[0].Len },
+	} {
+		r, err := OpenReader(withTrailer(t, data, edit))
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("%s: OpenReader = %v", name, err)
+			}
+			continue
+		}
+		if _, err := r.Catalog(); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("%s: Catalog = %v, want ErrDamaged", name, err)
+		}
+	}
+}

@@ -396,9 +396,12 @@ func TestLazySections(t *testing.T) {
 	// a rendering block whose first stem is not the trailer's, a
 	// location block that does not start with its first key
 	for name, edit := range map[string]func(*trailer){
-		"rendering first":   func(tr *trailer) { tr.Renderings[0].First = "0000a" },
-		"location first":    func(tr *trailer) { tr.Locations[0].First = strings.Repeat("0", 64) },
-		"location sections": func(tr *trailer) { tr.Locations[1].Off = tr.Locations[0].Off; tr.Locations[1].Len = tr.Locations[0].Len },
+		"rendering first": func(tr *trailer) { tr.Renderings[0].First = "0000a" },
+		"location first":  func(tr *trailer) { tr.Locations[0].First = strings.Repeat("0", 64) },
+		"location sections": func(tr *trailer) {
+			tr.Locations[1].Off = tr.Locations[0].Off
+			tr.Locations[1].Len = tr.Locations[0].Len
+		},
 	} {
 		r, err := OpenReader(withTrailer(t, data, edit))
 		if err != nil {

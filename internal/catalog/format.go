@@ -681,14 +681,28 @@ func (r *Reader) Blocks() int {
 // Block decodes entry block i: blobs located, renderings attached, every
 // reference checked. Blocks may be decoded concurrently.
 func (r *Reader) Block(i int) ([]Entry, error) {
+	return r.block(i, nil)
+}
+
+// block decodes entry block i; with keep, only the lines keep accepts
+// (a cheap pre-filter of look-ups) are decoded and returned.
+func (r *Reader) block(i int, keep func(line []byte) bool) ([]Entry, error) {
 	if r.v1 != nil {
 		return r.v1.Entries, nil
 	}
 	s := r.t.Blocks[i]
-	out := make([]Entry, 0, s.N)
+	var out []Entry
+	if keep == nil {
+		out = make([]Entry, 0, s.N)
+	}
+	n := 0
 	err := r.lines(s, func(l []byte) error {
-		if len(out) == s.N {
+		if n == s.N {
 			return errors.New("more entries than the trailer says")
+		}
+		n++
+		if keep != nil && !keep(l) {
+			return nil
 		}
 		var e Entry
 		if err := json.Unmarshal(l, &e); err != nil {
@@ -714,8 +728,8 @@ func (r *Reader) Block(i int) ([]Entry, error) {
 		out = append(out, e)
 		return nil
 	})
-	if err == nil && len(out) != s.N {
-		err = fmt.Errorf("%d entries, the trailer says %d", len(out), s.N)
+	if err == nil && n != s.N {
+		err = fmt.Errorf("%d entries, the trailer says %d", n, s.N)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %d: %v", ErrDamaged, i+1, err)
@@ -963,9 +977,16 @@ func (r *Reader) Lookup(name string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// only lines that hold the content ID or the key's number are decoded
+	needle := []byte(`"content_id":"` + name + `"`)
+	if !cid {
+		num := name[strings.LastIndexByte(name, '/')+1:]
+		needle = appendString([]byte(`"number":`), num)
+	}
+	keep := func(l []byte) bool { return bytes.Contains(l, needle) }
 	var out []Entry
 	for _, b := range blks {
-		entries, err := r.Block(int(b))
+		entries, err := r.block(int(b), keep)
 		if err != nil {
 			return nil, err
 		}

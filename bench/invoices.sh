@@ -8,7 +8,9 @@
 #    at most 1.15). Signature checks are not part of the backup: their cost
 #    is measured separately by 'invoices verify latest' (stored copies).
 # 2. Look-ups: 'invoices restore KEY' of one invoice (target < 1 s) and
-#    'invoices find' on the same repository, cache warm, median of 5.
+#    'invoices find' on the same repository, cache warm, median of 5; and
+#    'invoices restore KEY' with an empty cache (found through the catalogs'
+#    look-up index, the cache not filled), median of 3.
 # 3. With BENCH_SCALE=1 the look-ups run on a 1,000,000-invoice repository
 #    (corpus from $HOME/.cache/einvault/scale-corpus-1000000 when present,
 #    generated otherwise; the backup of it is kept in BENCH_SCALE_REPO).
@@ -79,9 +81,17 @@ CO=$(printf '%s\n' "${CWITHOUT[@]}" | median)
 # the last repository (with catalog) serves the look-ups
 export EINVAULT_REPO=$WORK/repo-run
 lookups() {
-	local key restore=() find=() t0 t1
+	local key restore=() find=() cold=() t0 t1
 	key=$("$EV" invoices find --limit 1 --json | sed -n 's/.*"key":"\([^"]*\)".*/\1/p' | head -1)
 	[[ -n $key ]] || die "no invoice found in the catalog"
+	# cold: a new machine after a disaster, its catalog cache empty
+	for i in 1 2 3; do
+		rm -rf "$WORK/one" "$WORK/cold-cache"
+		t0=$(now)
+		EINVAULT_CACHE_DIR=$WORK/cold-cache "$EV" invoices restore "$key" --target "$WORK/one" -q || die "cold restore of $key failed"
+		t1=$(now)
+		cold+=("$(secs "$t0" "$t1")")
+	done
 	"$EV" invoices stats -q >/dev/null # cache warm
 	for i in 1 2 3 4 5; do
 		rm -rf "$WORK/one"
@@ -94,9 +104,9 @@ lookups() {
 		t1=$(now)
 		find+=("$(secs "$t0" "$t1")")
 	done
-	echo "$(printf '%s\n' "${restore[@]}" | median) $(printf '%s\n' "${find[@]}" | median) $key"
+	echo "$(printf '%s\n' "${restore[@]}" | median) $(printf '%s\n' "${find[@]}" | median) $(printf '%s\n' "${cold[@]}" | median) $key"
 }
-read -r RS FS KEY < <(lookups)
+read -r RS FS CS KEY < <(lookups)
 t0=$(now)
 "$EV" invoices verify latest --json >"$WORK/verify.json" 2>/dev/null || true
 t1=$(now)
@@ -110,6 +120,7 @@ printf '  ratio with/without           %8.3f   (target <= 1.15)\n' "$(echo "$MW 
 printf '  CPU s --no-catalog / catalog %8.2f / %.2f, ratio %.3f\n' "$CO" "$CW" "$(echo "$CW / $CO" | bc -l)"
 printf '  invoices verify latest       %8.2f s  (signature checks %.2f s, after the backup)\n' "$VS" "$(echo "${SIG:-0} / 1000000000" | bc -l)"
 printf '  invoices restore one         %8.3f s  (%s; target < 1 s)\n' "$RS" "$KEY"
+printf '  invoices restore, cold cache %8.3f s  (cache empty: found through the catalog index)\n' "$CS"
 printf '  invoices find --seller       %8.3f s\n' "$FS"
 
 if [[ ${BENCH_SCALE:-0} == 1 ]]; then
@@ -131,8 +142,9 @@ if [[ ${BENCH_SCALE:-0} == 1 ]]; then
 	"$EV" invoices stats -q >/dev/null
 	t1=$(now)
 	log "catalog cache built/updated in $(secs "$t0" "$t1")s"
-	read -r SRS SFS SKEY < <(lookups)
+	read -r SRS SFS SCS SKEY < <(lookups)
 	echo "scale: $SFILES invoices"
 	printf '  invoices restore one         %8.3f s  (%s; target < 1 s)\n' "$SRS" "$SKEY"
+	printf '  invoices restore, cold cache %8.3f s\n' "$SCS"
 	printf '  invoices find --seller       %8.3f s\n' "$SFS"
 fi

@@ -1,7 +1,11 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -67,4 +71,62 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkColdLookup is the catalog's share of a look-up with an empty
+// cache: open a payload of EINVAULT_BENCH_LOOKUP_ENTRIES entries
+// (default 100,000; 1,000,000 is the scale) and find one key,
+// as 'invoices restore KEY' does on a new machine. Reading and
+// decrypting the catalog file comes on top.
+func BenchmarkColdLookup(b *testing.B) {
+	n := 100_000
+	if s := os.Getenv("EINVAULT_BENCH_LOOKUP_ENTRIES"); s != "" {
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	base := sampleCatalog().Entries[0]
+	w, err := NewWriter()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pdfs []File
+	for lo := 0; lo < n; lo += BlockEntries {
+		var blk []Entry
+		for i := lo; i < min(lo+BlockEntries, n); i++ {
+			e := base
+			e.SellerTaxCode = fmt.Sprintf("01%08d", i%997)
+			e.Number = fmt.Sprint(i)
+			e.Path = fmt.Sprintf("/srv/inv/%d/%d.xml", i/1000, i)
+			sum := sha256.Sum256([]byte(e.Path))
+			e.ContentID = hex.EncodeToString(sum[:])
+			e.Blobs = []Blob{{ID: repo.Hash([]byte(e.Path)), Pack: -1}}
+			e.PDF = nil
+			if i%10 == 0 {
+				p := fmt.Sprintf("/srv/pdf/%d/%d.pdf", i/1000, i)
+				pdfs = append(pdfs, File{Path: p, Size: 1, Blobs: []Blob{{ID: repo.Hash([]byte(p))}}})
+			}
+			blk = append(blk, e)
+		}
+		if err := w.AddBlock(blk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pack := Pack{ID: repo.Hash([]byte("p")), Epoch: 1, Salt: bytes.Repeat([]byte{1}, 16)}
+	data, err := w.Finish(pdfs, nil, func(id repo.ID) (Location, bool) { return Location{Pack: pack, Length: 9}, true })
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := fmt.Sprintf("01%08d/1/C21TAQ/%d", (n/2)%997, n/2)
+	for b.Loop() {
+		r, err := OpenReader(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := r.Lookup(key)
+		if err != nil || len(got) != 1 {
+			b.Fatalf("%s: %d entries, %v", key, len(got), err)
+		}
+	}
+	b.ReportMetric(float64(len(data)), "payload-bytes")
 }

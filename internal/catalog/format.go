@@ -123,10 +123,16 @@ type Writer struct {
 	blocks  []section
 	entries int
 	ids     []repo.ID
+	per     perBlock // records per section of each kind
 	keyBuf  []byte   // the keys of every entry, back to back
 	keys    []keyRef // where each lies in keyBuf, and its block
 	cids    []cidRef
 }
+
+// perBlock is how many records a section of each kind holds at most.
+type perBlock struct{ loc, render, keys, cids int }
+
+var defaultPerBlock = perBlock{loc: locPerBlock, render: renderPerBlock, keys: keysPerBlock, cids: cidsPerBlock}
 
 // keyRef is one entry's key (keyBuf[off:off+n]) and its entry block.
 type keyRef struct {
@@ -148,7 +154,7 @@ func NewWriter() (*Writer, error) {
 		return nil, err
 	}
 	head := append([]byte(magic), FormatVersion)
-	return &Writer{zenc: zenc, chunks: [][]byte{head}, size: int64(len(head)), bufs: make(chan []byte, 2*procs)}, nil
+	return &Writer{zenc: zenc, per: defaultPerBlock, chunks: [][]byte{head}, size: int64(len(head)), bufs: make(chan []byte, 2*procs)}, nil
 }
 
 // AddBlock encodes entries (at most BlockEntries; sorted in place by key)
@@ -283,8 +289,8 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 	// trailer: a reader finds an entry's rendering in one block
 	renderings = slices.Clone(renderings)
 	slices.SortStableFunc(renderings, func(a, b File) int { return strings.Compare(stem(a.Path), stem(b.Path)) })
-	for lo := 0; lo < len(renderings); lo += renderPerBlock {
-		hi := min(lo+renderPerBlock, len(renderings))
+	for lo := 0; lo < len(renderings); lo += w.per.render {
+		hi := min(lo+w.per.render, len(renderings))
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -308,7 +314,7 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 	slices.SortFunc(ids, func(a, b repo.ID) int { return bytes.Compare(a[:], b[:]) })
 	ids = slices.Compact(ids)
 	packPos := map[repo.ID]uint32{}
-	rec := make([]byte, 0, min(len(ids), locPerBlock)*locRecord)
+	rec := make([]byte, 0, min(len(ids), w.per.loc)*locRecord)
 	n := 0
 	flush := func() {
 		if n > 0 {
@@ -335,7 +341,7 @@ func (w *Writer) Finish(renderings []File, rejected []Rejected, locate LocateFun
 		rec = append(rec, loc.Flags)
 		rec = binary.LittleEndian.AppendUint32(rec, loc.Offset)
 		rec = binary.LittleEndian.AppendUint32(rec, loc.Length)
-		if n++; n == locPerBlock {
+		if n++; n == w.per.loc {
 			flush()
 		}
 	}
@@ -367,8 +373,8 @@ func (w *Writer) writeIndexesLocked(t *trailer) error {
 	w.keys = slices.CompactFunc(w.keys, func(a, b keyRef) bool { return a.blk == b.blk && bytes.Equal(key(a), key(b)) })
 	t.Keys, t.CIDs = []section{}, []section{}
 	var plain []byte
-	for lo := 0; lo < len(w.keys); lo += keysPerBlock {
-		hi := min(lo+keysPerBlock, len(w.keys))
+	for lo := 0; lo < len(w.keys); lo += w.per.keys {
+		hi := min(lo+w.per.keys, len(w.keys))
 		plain = plain[:0]
 		for _, r := range w.keys[lo:hi] {
 			plain = binary.AppendUvarint(plain, uint64(r.n))
@@ -381,8 +387,8 @@ func (w *Writer) writeIndexesLocked(t *trailer) error {
 	}
 	slices.SortFunc(w.cids, func(a, b cidRef) int { return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.blk, b.blk)) })
 	w.cids = slices.Compact(w.cids)
-	for lo := 0; lo < len(w.cids); lo += cidsPerBlock {
-		hi := min(lo+cidsPerBlock, len(w.cids))
+	for lo := 0; lo < len(w.cids); lo += w.per.cids {
+		hi := min(lo+w.per.cids, len(w.cids))
 		plain = plain[:0]
 		for _, r := range w.cids[lo:hi] {
 			plain = append(plain, r.id[:]...)

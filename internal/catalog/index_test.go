@@ -29,6 +29,7 @@ func indexedCatalog(t testing.TB, n int) ([]byte, []Entry) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.per = perBlock{loc: 300, render: 50, keys: 97, cids: 101} // many small index sections
 	var all []Entry
 	for lo := 0; lo < n; lo += BlockEntries {
 		var blk []Entry
@@ -67,7 +68,7 @@ func paths(es []Entry) []string {
 // TestLookup: every key and content ID is found with exactly the
 // entries a full scan finds, in catalogs whose index spans many blocks.
 func TestLookup(t *testing.T) {
-	const n = 5*BlockEntries + 11
+	const n = 2*BlockEntries + 11
 	data, all := indexedCatalog(t, n)
 	r, err := OpenReader(data)
 	if err != nil {
@@ -93,7 +94,7 @@ func TestLookup(t *testing.T) {
 	}
 	i := 0
 	for k, want := range byKey {
-		if i++; i%211 == 0 || i < 10 {
+		if i++; i%97 == 0 || i < 10 {
 			check(k, want)
 		}
 	}
@@ -104,7 +105,7 @@ func TestLookup(t *testing.T) {
 	}
 	i = 0
 	for c, want := range byCID {
-		if i++; i%401 == 0 {
+		if i++; i%151 == 0 {
 			check(c, want)
 			check(strings.ToUpper(c), want)
 		}
@@ -181,7 +182,7 @@ func withTrailer(t *testing.T, data []byte, edit func(*trailer)) []byte {
 // TestLookupRejects: a damaged index is reported as damage, never as
 // "not found" and never by a panic.
 func TestLookupRejects(t *testing.T) {
-	data, all := indexedCatalog(t, 5*BlockEntries)
+	data, all := indexedCatalog(t, BlockEntries+5)
 	key, cid := all[0].Key(), all[0].ContentID
 	tests := []struct {
 		name string
@@ -195,7 +196,11 @@ func TestLookupRejects(t *testing.T) {
 		{"empty first key", func(tr *trailer) { tr.CIDs[0].First = "" }, true},
 		{"index section outside", func(tr *trailer) { tr.Keys[0].Len = 1 << 40 }, true},
 		{"index on format 2", func(tr *trailer) {}, true},
-		{"content-ID block swapped for a key block", func(tr *trailer) { tr.CIDs[0].Off, tr.CIDs[0].Len = tr.Keys[0].Off, tr.Keys[0].Len }, false},
+		{"content-ID block swapped for a key block", func(tr *trailer) {
+			for i := range tr.CIDs {
+				tr.CIDs[i].Off, tr.CIDs[i].Len = tr.Keys[0].Off, tr.Keys[0].Len
+			}
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -329,6 +334,7 @@ func TestLazySections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.per = perBlock{loc: 1000, render: 40, keys: keysPerBlock, cids: cidsPerBlock}
 	var blk []Entry
 	for i := range 70 {
 		e := base
@@ -336,7 +342,7 @@ func TestLazySections(t *testing.T) {
 		e.Path = fmt.Sprintf("/srv/inv/%04d.xml", i)
 		e.PDF = nil
 		e.Blobs = nil
-		for j := range 1000 {
+		for j := range 40 {
 			e.Blobs = append(e.Blobs, Blob{ID: repo.Hash([]byte(fmt.Sprint(i, "/", j))), Pack: -1})
 		}
 		blk = append(blk, e)
@@ -345,10 +351,10 @@ func TestLazySections(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pdfs []File
-	for i := range 5000 {
-		p := fmt.Sprintf("/srv/pdf/%04d.pdf", i%4500) // some stems twice
-		if i >= 4500 {
-			p = fmt.Sprintf("/srv/other/%04d.pdf", i%4500)
+	for i := range 500 {
+		p := fmt.Sprintf("/srv/pdf/%04d.pdf", i%450) // some stems twice
+		if i >= 450 {
+			p = fmt.Sprintf("/srv/other/%04d.pdf", i%450)
 		}
 		pdfs = append(pdfs, File{Path: p, Size: 1, Blobs: []Blob{{ID: repo.Hash([]byte(p))}}})
 	}

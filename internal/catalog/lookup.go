@@ -146,3 +146,66 @@ func LocateInCatalogs(ctx context.Context, src CatalogLoader, snaps []*repo.Snap
 	}
 	return nil, fmt.Errorf("%w %q%s (search with 'einvault invoices find')", ErrNotFound, ref, where)
 }
+
+// HistoryInCatalogs returns the history of one invoice key across the
+// snapshots (all of them, any order), as Cache.Find gives it, read
+// straight from the snapshots' catalogs through their look-up index
+// (older formats by a scan): 'invoices find --key' on a cache that lacks
+// snapshots. Signature statuses are those recorded at backup (the cache
+// keeps later verdicts of 'invoices verify'). nil when no snapshot
+// holds the key.
+func HistoryInCatalogs(ctx context.Context, src CatalogLoader, snaps []*repo.Snapshot, key string) (*Match, error) {
+	snaps = slices.Clone(snaps)
+	slices.SortFunc(snaps, func(a, b *repo.Snapshot) int {
+		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.ID.String(), b.ID.String()))
+	})
+	refs := make([]SnapshotRef, 0, len(snaps))
+	type vkey struct{ content, inner string }
+	var vs []Version
+	at := map[vkey]int{}
+	for _, s := range snaps {
+		refs = append(refs, SnapshotRef{ID: s.ID.String(), Time: s.Time, Host: s.Host, Paths: s.Paths, HasCatalog: s.Catalog != nil})
+		if s.Catalog == nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r, err := LoadReader(ctx, src, s)
+		if err != nil {
+			return nil, err
+		}
+		found, err := r.Lookup(key)
+		if errors.Is(err, ErrNoIndex) {
+			found = nil
+			err = r.Each(func(e *Entry) error {
+				if e.Key() == key {
+					found = append(found, *e)
+				}
+				return ctx.Err()
+			})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("catalog of snapshot %s: %w", s.ID.Short(), err)
+		}
+		slices.SortFunc(found, func(a, b Entry) int { return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Inner, b.Inner)) })
+		for _, e := range found {
+			seen := Seen{Snapshot: s.ID.String(), Time: s.Time, Path: e.Path}
+			k := vkey{e.ContentID, e.Inner}
+			i, ok := at[k]
+			if !ok {
+				se := &storedEntry{Entry: e}
+				vs = append(vs, Version{ContentID: e.ContentID, Inner: e.Inner, Size: e.Size, Total: e.Total,
+					IssueDate: e.IssueDate, Status: overall(&e), FirstSeen: seen, entry: se})
+				i = len(vs) - 1
+				at[k] = i
+			}
+			vs[i].Snapshots = append(vs[i].Snapshots, seen)
+			vs[i].LastSeen = seen
+		}
+	}
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	return matchOf(key, vs, refs), nil
+}

@@ -251,6 +251,11 @@ func (c *Cache) history(ctx context.Context, key string, snaps []SnapshotRef) (*
 	if err != nil || len(vs) == 0 {
 		return nil, err
 	}
+	return matchOf(key, vs, snaps), nil
+}
+
+// matchOf sums up the versions of one key (at least one).
+func matchOf(key string, vs []Version, snaps []SnapshotRef) *Match {
 	latest := vs[0]
 	m := &Match{Key: key, FirstSeen: vs[0].FirstSeen, LastSeen: vs[0].LastSeen, Versions: vs, Changed: len(vs) > 1}
 	inSnap := map[string]int{}
@@ -281,7 +286,7 @@ func (c *Cache) history(ctx context.Context, key string, snaps []SnapshotRef) (*
 	m.Seller, m.Buyer, m.Form, m.Series, m.Number = e.SellerTaxCode, e.BuyerTaxCode, e.Form, e.Series, e.Number
 	m.IssueDate, m.Currency, m.Total, m.Format = e.IssueDate, e.Currency, e.Total, string(e.Format)
 	m.Deleted = deletedAfter(m.LastSeen.Snapshot, snaps)
-	return m, nil
+	return m
 }
 
 // deletedAfter reports whether a newer cataloged snapshot of the same

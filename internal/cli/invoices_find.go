@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,16 +33,23 @@ whether it is gone from the newest snapshot of the same paths (deleted).
 
 --number compares numerically when the number is digits only (11 finds
 00000011). --from/--to are issue dates (YYYY-MM-DD, inclusive), --min/--max
-the amount payable (inclusive). At most --limit invoices are listed.`,
+the amount payable (inclusive). At most --limit invoices are listed.
+
+--key names one invoice exactly. While the local catalog cache lacks
+snapshots (a new machine after a disaster), --key alone is answered from the
+snapshots' catalogs through their look-up index instead of filling the cache
+first; signature statuses are then those recorded at backup.`,
 		Example: `  einvault invoices find --number 11 --series C21TAQ
   einvault invoices find --seller 0105987432-999 --from 2024-01-01 --to 2024-03-31
-  einvault invoices find --buyer 1818944089 --min 1000000 --json`,
+  einvault invoices find --buyer 1818944089 --min 1000000 --json
+  einvault invoices find --key 0105987432-999/1/C21TAQ/11`,
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInvoicesFind(cmd.Context(), g, o)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.q.Key, "key", "", "exact key SELLERMST/FORM/SERIES/NUMBER (answered from the catalogs' look-up index while the cache lacks snapshots)")
 	f.StringVar(&o.q.Number, "number", "", "invoice number (SHDon)")
 	f.StringVar(&o.q.Series, "series", "", "series (KHHDon), e.g. C21TAQ")
 	f.StringVar(&o.q.Form, "form", "", "form (KHMSHDon), e.g. 1")
@@ -82,6 +91,12 @@ func runInvoicesFind(ctx context.Context, g *Globals, o invoicesFindOptions) err
 	if o.q.Limit <= 0 {
 		return usageError("--limit must be positive")
 	}
+	if o.q.Key != "" && strings.Count(o.q.Key, "/") != 3 {
+		return usageError("--key %q: give SELLERMST/FORM/SERIES/NUMBER (e.g. 0105987432-999/1/C21TAQ/11)", o.q.Key)
+	}
+	if done, err := findKeyCold(ctx, g, o); done || err != nil {
+		return err
+	}
 	cs, err := openCatalog(ctx, g)
 	if err != nil {
 		return err
@@ -106,6 +121,66 @@ func runInvoicesFind(ctx context.Context, g *Globals, o invoicesFindOptions) err
 		g.Warnf("only the first %d invoices are listed: narrow the filters or raise --limit\n", o.q.Limit)
 	}
 	return nil
+}
+
+// findKeyCold answers 'find --key KEY' (no other filter) from the
+// snapshots' catalogs when the cache lacks snapshots, instead of filling
+// the cache first (which reads every entry of every catalog). done is
+// false when the cache is current or the query is not a bare key.
+func findKeyCold(ctx context.Context, g *Globals, o invoicesFindOptions) (done bool, err error) {
+	q := o.q
+	q.Key, q.Limit = "", 0
+	if o.q.Key == "" || q != (catalog.Query{}) || o.min != "" || o.max != "" {
+		return false, nil
+	}
+	r, err := g.OpenRepo(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	snaps, err := r.Snapshots(ctx)
+	if err != nil && len(snaps) == 0 {
+		return false, err
+	}
+	p, err := g.cachePath(r.Config().ID)
+	if err != nil {
+		return false, err
+	}
+	c, err := catalog.OpenCache(ctx, p, r.Now)
+	if err != nil {
+		return false, err
+	}
+	current, err := c.Current(ctx, snaps)
+	c.Close()
+	if err != nil || current {
+		return false, err
+	}
+	g.Logger().Info("invoice catalog cache is not up to date: looking the invoice up in the catalogs directly")
+	if o.snapshot != "" {
+		sel, err := catalog.SelectSnapshots(snaps, o.snapshot)
+		if err != nil {
+			if errors.Is(err, catalog.ErrNoSnapshot) {
+				return true, WithExit(ExitError, err)
+			}
+			return true, err
+		}
+		o.snapshot = sel[0].ID.String()
+	}
+	m, err := catalog.HistoryInCatalogs(ctx, r, snaps, o.q.Key)
+	if err != nil {
+		return true, err
+	}
+	ms := []catalog.Match{}
+	if m != nil && (o.snapshot == "" || slices.ContainsFunc(m.Versions, func(v catalog.Version) bool {
+		return slices.ContainsFunc(v.Snapshots, func(s catalog.Seen) bool { return s.Snapshot == o.snapshot })
+	})) {
+		ms = append(ms, *m)
+	}
+	if g.JSON {
+		return true, g.PrintJSON(map[string]any{"count": len(ms), "truncated": false, "invoices": ms, "found_in": "catalog"})
+	}
+	printMatches(g, ms)
+	return true, nil
 }
 
 func printMatches(g *Globals, ms []catalog.Match) {

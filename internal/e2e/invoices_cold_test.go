@@ -105,10 +105,53 @@ func TestInvoicesColdRestore(t *testing.T) {
 	if res := e.run("invoices", "restore", key, "--snapshot", "ffffffff", "--target", filepath.Join(e.dir, "t")); res.code != exitError {
 		t.Fatalf("unknown snapshot, cold: %s", res)
 	}
+	// find --key, cold: the history from the catalogs
+	type findOut struct {
+		Count    int    `json:"count"`
+		FoundIn  string `json:"found_in"`
+		Invoices []struct {
+			Key      string `json:"key"`
+			Changed  bool   `json:"changed"`
+			Versions []struct {
+				ContentID string `json:"content_id"`
+				Snapshots []struct {
+					Snapshot string `json:"snapshot"`
+				} `json:"snapshots"`
+			} `json:"versions"`
+		} `json:"invoices"`
+	}
+	find := func(cache string) findOut {
+		t.Helper()
+		e.vars["EINVAULT_CACHE_DIR"] = filepath.Join(e.dir, cache)
+		var out findOut
+		if err := json.Unmarshal([]byte(e.mustRun("invoices", "find", "--key", key, "--json").stdout), &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	cold := find("cold-find")
+	if cold.FoundIn != "catalog" || cold.Count != 1 || !cold.Invoices[0].Changed || len(cold.Invoices[0].Versions) != 2 ||
+		cold.Invoices[0].Versions[0].ContentID != oldCID || cold.Invoices[0].Versions[1].Snapshots[0].Snapshot != s2.Snapshot {
+		t.Fatalf("cold find --key: %+v", cold)
+	}
 	// a filled cache answers the same
 	e.vars["EINVAULT_CACHE_DIR"] = filepath.Join(e.dir, "warm")
 	e.mustRun("invoices", "stats", "-q")
 	if got, data := restore("warm", key); got.FoundIn != "cache" || got.Snapshot != s2.Snapshot || !bytes.Equal(data, now) {
 		t.Fatalf("warm: found in %q, snapshot %s", got.FoundIn, got.Snapshot)
 	}
+	warm := find("warm")
+	cold.FoundIn = ""
+	if a, b := mustJSON(t, cold), mustJSON(t, warm); a != b {
+		t.Fatalf("find --key, cold and warm differ:\n%s\n%s", a, b)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

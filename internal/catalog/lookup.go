@@ -188,7 +188,9 @@ func HistoryInCatalogs(ctx context.Context, src CatalogLoader, snaps []*repo.Sna
 		if err != nil {
 			return nil, fmt.Errorf("catalog of snapshot %s: %w", s.ID.Short(), err)
 		}
-		slices.SortFunc(found, func(a, b Entry) int { return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Inner, b.Inner)) })
+		slices.SortFunc(found, func(a, b Entry) int {
+			return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Inner, b.Inner))
+		})
 		for _, e := range found {
 			seen := Seen{Snapshot: s.ID.String(), Time: s.Time, Path: e.Path}
 			k := vkey{e.ContentID, e.Inner}

@@ -117,14 +117,8 @@ func (r *Repository) sealWAL(name string, size int64, staged bool, block func(i 
 	for rest := size; rest > 0; rest -= walBlockSize {
 		bound += 4 + s2.MaxEncodedLen(int(min(rest, walBlockSize)))
 	}
-	buf := alloc(bound)[:bound]
-	w := body
-	var failed error
-	placed := make([]chan struct{}, nblocks)
-	for i := range placed {
-		placed[i] = make(chan struct{})
-	}
-	var next atomic.Int64
+	// The scratch buffers come first: the output's used part then starts
+	// in the memory page where they end.
 	workers := min(runtime.GOMAXPROCS(0), nblocks)
 	type scratch struct{ in, out []byte }
 	scratches := make([]scratch, workers)
@@ -134,6 +128,14 @@ func (r *Repository) sealWAL(name string, size int64, staged bool, block func(i 
 		}
 		scratches[i].out = alloc(s2.MaxEncodedLen(walBlockSize))
 	}
+	buf := alloc(bound)[:bound]
+	w := body
+	var failed error
+	placed := make([]chan struct{}, nblocks)
+	for i := range placed {
+		placed[i] = make(chan struct{})
+	}
+	var next atomic.Int64
 	work := func(sc scratch) {
 		for i := int(next.Add(1)) - 1; i < nblocks; i = int(next.Add(1)) - 1 {
 			var enc []byte

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestReadFileArena(t *testing.T) {
+func TestReadFileSizes(t *testing.T) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, size := range []int{0, 1, 4095, 4 << 20, 4<<20 + 1, 9<<20 + 4097, 16 << 20} {
@@ -20,47 +20,20 @@ func TestReadFileArena(t *testing.T) {
 		if err := os.WriteFile(path, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for _, workers := range []int{0, 2} {
-			got, a, err := ReadFileArena(path, workers)
-			if err != nil {
-				t.Fatalf("size %d: %v", size, err)
-			}
-			if !bytes.Equal(got, content) {
-				t.Errorf("size %d workers %d: read other bytes than the file holds", size, workers)
-			}
-			// The room for sealing follows the content and does not
-			// overlap it.
-			if workers > 0 && size > 0 {
-				b := a.Alloc(SealArenaSize(size, workers) / 2)
-				for i := range b {
-					b[i] = 0xff
-				}
-				if !bytes.Equal(got, content) {
-					t.Errorf("size %d: arena allocation overlaps the content", size)
-				}
-			}
-			a.Release()
-		}
 		data, release, err := ReadFile(path)
 		if err != nil || !bytes.Equal(data, content) {
 			t.Errorf("ReadFile size %d: %v", size, err)
 		}
 		release()
 	}
-	if _, _, err := ReadFileArena(filepath.Join(dir, "missing"), 1); err == nil {
-		t.Error("a missing file was read")
-	}
-	if _, _, err := ReadFileArena(dir, 1); err == nil {
-		t.Error("a directory was read")
-	}
 }
 
 func TestArenaAlloc(t *testing.T) {
-	a := NewArena(1 << 20)
-	defer a.Release()
-	x := a.Alloc(100)
-	y := a.Alloc(1000)
-	if len(x) != 100 || cap(x) != 100 || len(y) != 1000 {
+	a := newArena(sealArenaSize(3<<20, 2))
+	defer a.release()
+	x := a.alloc(100)
+	y := a.alloc(3 << 20)
+	if len(x) != 100 || cap(x) != 100 || len(y) != 3<<20 {
 		t.Fatalf("lengths %d/%d, %d", len(x), cap(x), len(y))
 	}
 	for i := range x {
@@ -76,12 +49,14 @@ func TestArenaAlloc(t *testing.T) {
 	}
 	// Beyond the reservation, and on a nil arena, memory comes from the
 	// heap.
-	if z := a.Alloc(2 << 20); len(z) != 2<<20 {
+	if z := a.alloc(64 << 20); len(z) != 64<<20 {
 		t.Fatalf("len %d", len(z))
 	}
-	var nilArena *Arena
-	if z := nilArena.Alloc(10); len(z) != 10 {
+	var none *arena
+	if z := none.alloc(10); len(z) != 10 {
 		t.Fatalf("len %d", len(z))
 	}
-	nilArena.Release()
+	none.release()
+	a.release()
+	a.release()
 }

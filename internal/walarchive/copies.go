@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/einvault/einvault/internal/backend"
@@ -21,10 +22,6 @@ type Copies struct {
 	// Warnf reports, on one line each, a copy that missed a WAL file or
 	// served one in place of the repository; nil discards them.
 	Warnf func(format string, args ...any)
-	// Arena, when not nil, is the memory the file is sealed in (see
-	// NewArena); a short-lived process passes one sized with
-	// SealArenaSize.
-	Arena *Arena
 }
 
 func (c Copies) warnf(format string, args ...any) {
@@ -55,7 +52,10 @@ func PushFileToCopies(ctx context.Context, r *repo.Repository, name string, f io
 
 func pushToCopies(ctx context.Context, r *repo.Repository, name string, src source, c Copies) (PushResult, error) {
 	st := NewStore(r)
-	st.arena = c.Arena
+	// The file is sealed once, in memory of its own (huge pages; see
+	// arena) given back when the push is done.
+	st.arena = newArena(sealArenaSize(int(src.size), runtime.GOMAXPROCS(0)))
+	defer st.arena.release()
 	res, sealed, primaryErr := st.pushTo(ctx, st.be, name, src, nil)
 	if errors.Is(primaryErr, ErrConflict) {
 		return res, primaryErr

@@ -9,42 +9,27 @@ import (
 )
 
 // ReadFile returns the content of the WAL file PostgreSQL asks to archive
-// and a function that releases it. It is ReadFileArena without a use for
-// the arena beyond the content.
-func ReadFile(path string) (data []byte, release func(), err error) {
-	data, a, err := ReadFileArena(path, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, a.Release, nil
-}
-
-// ReadFileArena reads the WAL file PostgreSQL asks to archive into a new
-// arena that also holds room for sealing it (SealArenaSize) with workers
-// compressors (0: none); the content is valid until the arena's Release.
+// and a function that releases it (PushFileToCopies reads the file
+// itself, as it seals it, and is cheaper).
 //
 // The file is read, in parallel pieces, into memory backed by huge pages
 // rather than mapped: on a virtual machine with shadow page tables,
 // compressing a segment through a 4 KiB-page mapping of the page cache
 // took twice the CPU of copying it out first.
-func ReadFileArena(path string, workers int) ([]byte, *Arena, error) {
+func ReadFile(path string) (data []byte, release func(), err error) {
 	f, size, err := OpenFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	var sealRoom int
-	if workers > 0 {
-		sealRoom = SealArenaSize(int(size), workers)
-	}
-	a := NewArena(int(size) + sealRoom)
-	buf := a.Alloc(int(size))
+	a := newArena(int(size))
+	buf := a.alloc(int(size))
 	n, err := readParallel(f, buf)
 	if err != nil {
-		a.Release()
+		a.release()
 		return nil, nil, fmt.Errorf("read WAL file %s: %w", path, err)
 	}
-	return buf[:n], a, nil
+	return buf[:n], a.release, nil
 }
 
 // OpenFile opens the WAL file PostgreSQL asks to archive (for

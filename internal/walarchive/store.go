@@ -54,7 +54,7 @@ func upperHex(s string) bool {
 type Store struct {
 	r     *repo.Repository
 	be    backend.Backend
-	arena *Arena // memory to seal in; nil: the Go heap
+	arena *arena // memory to seal in; nil: the Go heap
 }
 
 // NewStore returns the WAL store of an open repository (typically opened
@@ -119,9 +119,9 @@ func (src source) bytes() ([]byte, error) {
 // seal seals the content in the store's arena.
 func (s *Store) seal(name string, src source) ([]byte, error) {
 	if src.file != nil {
-		return s.r.SealWALFrom(name, src.file, src.size, s.arena.Alloc)
+		return s.r.SealWALFrom(name, src.file, src.size, s.arena.alloc)
 	}
-	return s.r.SealWALWith(name, src.data, s.arena.Alloc)
+	return s.r.SealWALWith(name, src.data, s.arena.alloc)
 }
 
 // pushTo is PushTo of src; it returns the sealed file it stored (nil

@@ -201,7 +201,7 @@ func (s *copySetup) has(t *testing.T, be backend.Backend, name string) bool {
 
 func TestPushToCopies(t *testing.T) {
 	t.Run("from memory", func(t *testing.T) { testPushToCopies(t, PushToCopies) })
-	// From the file, sealed in an arena as einvault-wal does.
+	// From the file, as einvault-wal does.
 	t.Run("from file", func(t *testing.T) {
 		dir := t.TempDir()
 		testPushToCopies(t, func(ctx context.Context, r *repo.Repository, name string, content []byte, c Copies) (PushResult, error) {
@@ -214,8 +214,6 @@ func TestPushToCopies(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			c.Arena = NewArena(SealArenaSize(int(size), 2))
-			defer c.Arena.Release()
 			return PushFileToCopies(ctx, r, name, f, size, c)
 		})
 	})

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -345,10 +344,7 @@ func (o *options) push(ctx context.Context) error {
 		return fmt.Errorf("wal-push %s: %w", name, err)
 	}
 	defer r.Close()
-	copies := o.copies()
-	copies.Arena = walarchive.NewArena(walarchive.SealArenaSize(int(size), runtime.GOMAXPROCS(0)))
-	defer copies.Arena.Release()
-	res, err := walarchive.PushFileToCopies(ctx, r, name, f, size, copies)
+	res, err := walarchive.PushFileToCopies(ctx, r, name, f, size, o.copies())
 	if err != nil {
 		return fmt.Errorf("wal-push %s: %w", name, err)
 	}

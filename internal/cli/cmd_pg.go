@@ -39,12 +39,19 @@ func runBackupPG(ctx context.Context, g *Globals, o backupOptions, dsn string) e
 
 // runStreamBackup stores a source's streams as a snapshot, with the same
 // copy handling as a file backup (pre-flight, fail-over, sync after).
+// PostgreSQL dumps and base backups are compressed at zstd's fastest
+// level (see repo.UseFastCompression).
 func runStreamBackup(ctx context.Context, g *Globals, o backupOptions, what string, s archiver.Streams) error {
 	t, err := openBackupTarget(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer t.close()
+	if s.Source == pg.SourceLogical || s.Source == pg.SourceBase {
+		if err := t.r.UseFastCompression(); err != nil {
+			return err
+		}
+	}
 	opts := archiver.Options{Host: o.host, Tags: splitTags(o.tags), Program: "einvault " + Version, Logger: g.Logger()}
 	if opts.Host == "" {
 		opts.Host = Hostname()

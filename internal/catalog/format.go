@@ -50,8 +50,8 @@ const BlockEntries = 1024
 
 const (
 	locRecord      = repo.IDSize + 4 + 1 + 4 + 4
-	locPerBlock    = 1 << 16
-	renderPerBlock = 4096
+	locPerBlock    = 8192 // 360 KiB: a look-up decodes one
+	renderPerBlock = 512  // a look-up decodes one
 	keysPerBlock   = 4096
 	cidRecord      = 32 + 4
 	cidsPerBlock   = 4096
@@ -784,7 +784,9 @@ func (r *Reader) decoder() *zstd.Decoder {
 }
 
 func (r *Reader) section(s section) ([]byte, error) {
-	plain, err := r.decoder().DecodeAll(r.data[s.Off:s.Off+s.Len], make([]byte, 0, min(s.Len*4, maxBlockBytes)))
+	// sized by the frame's content size (at most maxBlockBytes: the
+	// decoder refuses larger frames)
+	plain, err := r.decoder().DecodeAll(r.data[s.Off:s.Off+s.Len], nil)
 	if err != nil {
 		return nil, fmt.Errorf("section at %d: %v", s.Off, err)
 	}

@@ -514,6 +514,9 @@ func OpenReader(data []byte) (*Reader, error) {
 			return nil, err
 		}
 		for _, f := range files {
+			if err := r.locate(&f); err != nil {
+				return nil, fmt.Errorf("%w: rendering: %v", ErrDamaged, err)
+			}
 			r.pdfs.add(f)
 		}
 	}
@@ -579,7 +582,8 @@ func (r *Reader) locSection(i int) ([]byte, error) {
 	return plain, nil
 }
 
-// pdfSection decodes and checks rendering section i.
+// pdfSection decodes and checks rendering section i; the files' blobs
+// are not located yet.
 func (r *Reader) pdfSection(i int) ([]File, error) {
 	r.mu.Lock()
 	files, ok := r.pdfCache[i]
@@ -591,9 +595,6 @@ func (r *Reader) pdfSection(i int) ([]File, error) {
 	err := r.lines(s, func(l []byte) error {
 		var f File
 		if err := json.Unmarshal(l, &f); err != nil {
-			return err
-		}
-		if err := r.locate(&f); err != nil {
 			return err
 		}
 		if !ValidPath(f.Path) {
@@ -642,6 +643,10 @@ func (r *Reader) rendering(p string) (*File, error) {
 		}
 		for _, f := range files {
 			if stem(f.Path) == st {
+				f.Blobs = slices.Clone(f.Blobs)
+				if err := r.locate(&f); err != nil {
+					return nil, fmt.Errorf("%w: rendering: %v", ErrDamaged, err)
+				}
 				set.add(f)
 			}
 		}

@@ -52,6 +52,9 @@ func runStreamBackup(ctx context.Context, g *Globals, o backupOptions, what stri
 			return err
 		}
 	}
+	if !o.noSync {
+		t.streamToCopies(ctx, g)
+	}
 	opts := archiver.Options{Host: o.host, Tags: splitTags(o.tags), Program: "einvault " + Version, Logger: g.Logger()}
 	if opts.Host == "" {
 		opts.Host = Hostname()

@@ -25,10 +25,11 @@ type backupCopies struct {
 // passed the pre-flight while the backup runs (see replica.Streamer), so
 // the sync in finish has little left to do. Only a primary on a local
 // file system streams: reading a pack back from a remote primary would
-// download it again.
+// download it again. EINVAULT_STREAM_COPIES=0 turns it off (the sync
+// after the backup then copies everything).
 func (t *backupTarget) streamToCopies(ctx context.Context, g *Globals) {
 	bc := t.bc
-	if bc == nil || bc.streamer != nil {
+	if bc == nil || bc.streamer != nil || (g.Getenv != nil && g.Getenv("EINVAULT_STREAM_COPIES") == "0") {
 		return
 	}
 	self := bc.cs.members[0]

@@ -48,10 +48,15 @@ func BenchmarkSave(b *testing.B) {
 	for i := range data {
 		data[i] = byte(rand.N(256))
 	}
-	for _, ps := range []int{sftp.DefaultPacketSize, sftp.OpenSSHPacketSize} {
-		b.Run(fmt.Sprintf("packet=%dK", ps>>10), func(b *testing.B) {
+	for _, c := range []struct{ packet, requests int }{
+		{sftp.DefaultPacketSize, 16},
+		{sftp.OpenSSHPacketSize, 16},
+		{sftp.OpenSSHPacketSize, 4},
+	} {
+		b.Run(fmt.Sprintf("packet=%dK/requests=%d", c.packet>>10, c.requests), func(b *testing.B) {
 			cfg := config(b, srv)
-			cfg.PacketSize = ps
+			cfg.PacketSize = c.packet
+			cfg.RequestsPerFile = c.requests
 			be, err := sftp.Create(context.Background(), cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -78,5 +83,35 @@ func BenchmarkSave(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric((sshdCPU()-cpu0)/(float64(b.N)*16/1024), "server-cpu-s/GiB")
 		})
+	}
+}
+
+// BenchmarkSaveOne uploads one file at a time (a copy's last packs,
+// catalogs): latency per file for each request size and depth.
+func BenchmarkSaveOne(b *testing.B) {
+	srv := testsvc.StartSSHD(b)
+	for _, size := range []int{1 << 20, 3 << 20, 16 << 20} {
+		data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+		for _, ps := range []int{sftp.DefaultPacketSize, sftp.OpenSSHPacketSize} {
+			for _, rq := range []int{4, 16} {
+				b.Run(fmt.Sprintf("size=%dM/packet=%dK/req=%d", size>>20, ps>>10, rq), func(b *testing.B) {
+					cfg := config(b, srv)
+					cfg.PacketSize = ps
+					cfg.RequestsPerFile = rq
+					be, err := sftp.Create(context.Background(), cfg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer be.Close()
+					b.SetBytes(int64(len(data)))
+					for i := 0; b.Loop(); i++ {
+						h := backend.Handle{Type: backend.PackFile, Name: fmt.Sprintf("%064x", i)}
+						if err := be.Save(context.Background(), h, bytes.NewReader(data), int64(len(data))); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
 	}
 }

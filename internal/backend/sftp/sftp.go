@@ -98,8 +98,7 @@ type Config struct {
 	// transfer; 0 means DefaultRequestsPerFile.
 	RequestsPerFile int
 	// PacketSize is the most data one SFTP read or write request carries;
-	// 0 means OpenSSHPacketSize for OpenSSH servers and the 32 KiB every
-	// server must accept for the others.
+	// 0 means DefaultPacketSize, which every server must accept.
 	PacketSize int
 
 	DialTimeout time.Duration // 0 means DefaultDialTimeout
@@ -114,25 +113,29 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Packet sizes: the 32 KiB every SFTP server accepts, and the most
-// OpenSSH's sftp-server reads or writes per request (its 256 KiB message
-// limit less 1 KiB for the header: SFTP_MAX_READ_LENGTH). Requests 8 times
-// larger cost the server 8 times fewer messages and write calls per byte.
+// Packet sizes: the 32 KiB every SFTP server accepts (the default), and
+// the most OpenSSH's sftp-server reads or writes per request (its 256 KiB
+// message limit less 1 KiB for the header: SFTP_MAX_READ_LENGTH). Larger
+// requests mean fewer messages per byte, but with 16 of them in flight a
+// file's writes overrun the SSH channel's 2 MiB window and single
+// transfers stalled for up to 1.6 s on a busy machine (BenchmarkSaveOne,
+// BenchmarkSave); OpenSSHPacketSize is therefore only used when asked for.
 const (
 	DefaultPacketSize = 32 << 10
 	OpenSSHPacketSize = 255 << 10
 )
 
 // packetSize returns the request size for a server that sent the SSH
-// version string version.
+// version string version: Config.PacketSize, capped at what OpenSSH
+// accepts when the server is OpenSSH, or the default.
 func (c Config) packetSize(version string) int {
 	switch {
-	case c.PacketSize > 0:
-		return c.PacketSize
+	case c.PacketSize <= 0:
+		return DefaultPacketSize
 	case strings.HasPrefix(version, "SSH-2.0-OpenSSH_"):
-		return OpenSSHPacketSize
+		return min(c.PacketSize, OpenSSHPacketSize)
 	}
-	return DefaultPacketSize
+	return c.PacketSize
 }
 
 // Backend stores a repository on an SFTP server. It is safe for

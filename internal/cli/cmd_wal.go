@@ -69,18 +69,18 @@ Exit code 0 only once the file is durably stored.`,
 			if !walarchive.ValidName(name) {
 				return usageError("%s is not a PostgreSQL WAL file name: archive_command must pass %%p", name)
 			}
-			content, release, err := walarchive.ReadFile(path)
+			f, size, err := walarchive.OpenFile(path)
 			if err != nil {
 				return err
 			}
-			defer release()
-			walarchive.RelaxGC(len(content))
+			defer f.Close()
+			walarchive.RelaxGC(int(size))
 			r, err := g.openRepoWithKeyCache(ctx, keyCache)
 			if err != nil {
 				return fmt.Errorf("wal-push %s: %w", name, err)
 			}
 			defer r.Close()
-			res, err := walarchive.PushToCopies(ctx, r, name, content, g.walCopies())
+			res, err := walarchive.PushFileToCopies(ctx, r, name, f, size, g.walCopies())
 			if err != nil {
 				return fmt.Errorf("wal-push %s: %w", name, err)
 			}

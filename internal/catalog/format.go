@@ -641,14 +641,18 @@ func (r *Reader) rendering(p string) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			if stem(f.Path) == st {
-				f.Blobs = slices.Clone(f.Blobs)
-				if err := r.locate(&f); err != nil {
-					return nil, fmt.Errorf("%w: rendering: %v", ErrDamaged, err)
-				}
-				set.add(f)
+		// A section is sorted by stem (checked when decoded): binary
+		// search instead of computing every file's stem per look-up.
+		from := sort.Search(len(files), func(i int) bool { return stem(files[i].Path) >= st })
+		for _, f := range files[from:] {
+			if stem(f.Path) != st {
+				break
 			}
+			f.Blobs = slices.Clone(f.Blobs)
+			if err := r.locate(&f); err != nil {
+				return nil, fmt.Errorf("%w: rendering: %v", ErrDamaged, err)
+			}
+			set.add(f)
 		}
 	}
 	return set.attach(p), nil

@@ -111,10 +111,17 @@ func (d *Drill) WAL(at time.Time) {
 
 // Replayed records the newest transaction log time a recovery replayed
 // to (MariaDB binary logs after a dump): the data the recovery reaches.
+// Log times have one-second resolution: a log whose newest event lies in
+// the snapshot's own second still carries the data to at least the
+// snapshot's time, so it counts (the data time never moves back).
 func (d *Drill) Replayed(at time.Time, from string) {
-	if !at.IsZero() && at.After(d.res.DataTime) {
-		d.res.DataTime, d.res.DataFrom = at, from
+	if at.IsZero() || at.Before(d.res.DataTime.Truncate(time.Second)) {
+		return
 	}
+	if at.After(d.res.DataTime) {
+		d.res.DataTime = at
+	}
+	d.res.DataFrom = from
 }
 
 // Count adds restored files and bytes.

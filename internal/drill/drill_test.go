@@ -72,3 +72,28 @@ func TestNothingRestoredIsError(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func TestReplayed(t *testing.T) {
+	snap := time.Date(2026, 11, 23, 19, 49, 33, 477e6, time.UTC)
+	tests := []struct {
+		name     string
+		at       time.Time
+		wantTime time.Time
+		wantFrom string
+	}{
+		{"later log", snap.Add(5 * time.Minute), snap.Add(5 * time.Minute), "binlog"},
+		{"same second, truncated", snap.Truncate(time.Second), snap, "binlog"},
+		{"older log", snap.Add(-2 * time.Second), snap, "snapshot"},
+		{"no time", time.Time{}, snap, "snapshot"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Start(clockwork.NewFakeClockAt(snap.Add(time.Hour)), "job", "class")
+			d.Snapshot("s", snap)
+			d.Replayed(tc.at, "binlog")
+			if !d.res.DataTime.Equal(tc.wantTime) || d.res.DataFrom != tc.wantFrom {
+				t.Fatalf("data %v from %q, want %v from %q", d.res.DataTime, d.res.DataFrom, tc.wantTime, tc.wantFrom)
+			}
+		})
+	}
+}

@@ -29,6 +29,8 @@ else
 fi
 log() { echo "bench/copies: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=lib/sshd.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sshd.sh"
 [[ $FILES =~ ^[0-9]+$ && $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "BENCH_FILES and BENCH_RUNS must be positive integers"
 
 WORK=${BENCH_WORK:-$(mktemp -d /tmp/einvault-bench-copies.XXXXXX)}
@@ -83,32 +85,7 @@ if [[ ${BENCH_REMOTE:-0} == 1 ]]; then
 	fi
 	SSHD=${SSHD:-/usr/sbin/sshd}
 	if [[ -x $SSHD ]]; then
-		mkdir -p /run/sshd "$WORK/ssh"
-		ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/host_key"
-		ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/client_key"
-		cp "$WORK/ssh/client_key.pub" "$WORK/ssh/authorized_keys"
-		SSH_PORT=$(free_port)
-		PERMIT=prohibit-password
-		[[ $(id -u) == 0 ]] && PERMIT=yes
-		cat >"$WORK/ssh/sshd_config" <<CFG
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $WORK/ssh/host_key
-PidFile $WORK/ssh/sshd.pid
-AuthorizedKeysFile $WORK/ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin $PERMIT
-StrictModes no
-UsePAM no
-MaxStartups 100
-Subsystem sftp internal-sftp
-CFG
-		"$SSHD" -D -e -f "$WORK/ssh/sshd_config" 2>"$WORK/sshd.log" &
-		SSHD_PID=$!
-		for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$SSH_PORT") 2>/dev/null && break; sleep 0.1; done
-		echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$WORK/ssh/host_key.pub")" >"$WORK/ssh/known_hosts"
-		export EINVAULT_SFTP_KEY=$WORK/ssh/client_key EINVAULT_SFTP_KNOWN_HOSTS=$WORK/ssh/known_hosts
+		start_sshd "$SSHD" "$WORK/ssh" "$WORK/sshd.log" || die "sshd did not start (see $WORK/sshd.log)"
 		SFTP_COPY="sftp:$(id -un)@127.0.0.1:$SSH_PORT:$WORK/sftp/RUN"
 		mkdir -p "$WORK/sftp"
 	else

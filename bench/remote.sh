@@ -32,6 +32,8 @@ TARGETS=${BENCH_TARGETS:-s3,sftp}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 log() { echo "bench/remote: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=lib/sshd.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sshd.sh"
 [[ $FILES =~ ^[0-9]+$ && $FILES -gt 0 ]] || die "BENCH_FILES must be a positive integer, got '$FILES'"
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
 for t in ${TARGETS//,/ }; do [[ $t == s3 || $t == sftp ]] || die "unknown target '$t' in BENCH_TARGETS (s3, sftp)"; done
@@ -100,35 +102,10 @@ fi
 
 # --- sshd ----------------------------------------------------------------------
 if [[ ",$TARGETS," == *",sftp,"* ]]; then
-	mkdir -p /run/sshd "$WORK/ssh"
-	ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/host_key"
-	ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/client_key"
-	cp "$WORK/ssh/client_key.pub" "$WORK/ssh/authorized_keys"
-	SSH_PORT=$(free_port)
+	start_sshd "$SSHD" "$WORK/ssh" "$WORK/sshd.log" || die "sshd did not start (see $WORK/sshd.log)"
 	USER_NAME=$(id -un)
-	PERMIT=prohibit-password
-	[[ $(id -u) == 0 ]] && PERMIT=yes
-	cat >"$WORK/ssh/sshd_config" <<CFG
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $WORK/ssh/host_key
-PidFile $WORK/ssh/sshd.pid
-AuthorizedKeysFile $WORK/ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin $PERMIT
-StrictModes no
-UsePAM no
-MaxStartups 100
-Subsystem sftp internal-sftp
-CFG
-	"$SSHD" -D -e -f "$WORK/ssh/sshd_config" 2>"$WORK/sshd.log" &
-	SSHD_PID=$!
-	wait_port "$SSH_PORT" || die "sshd did not start (see $WORK/sshd.log)"
-	echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$WORK/ssh/host_key.pub")" >"$WORK/ssh/known_hosts"
 	# restic runs ssh itself: give it the key and the pinned host key.
 	SSH_CMD="ssh -p $SSH_PORT -i $WORK/ssh/client_key -o UserKnownHostsFile=$WORK/ssh/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes $USER_NAME@127.0.0.1 -s sftp"
-	export EINVAULT_SFTP_KEY=$WORK/ssh/client_key EINVAULT_SFTP_KNOWN_HOSTS=$WORK/ssh/known_hosts
 fi
 
 now() { date +%s.%N; }

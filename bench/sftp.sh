@@ -22,6 +22,8 @@ fi
 TARGETS=${BENCH_TARGETS:-sftp,rclone}
 log() { echo "bench/sftp: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=lib/sshd.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sshd.sh"
 [[ $FILES =~ ^[0-9]+$ && $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "BENCH_FILES and BENCH_RUNS must be positive integers"
 SSHD=${SSHD:-/usr/sbin/sshd}
 [[ -x $SSHD ]] || die "sshd not found at $SSHD (apt install openssh-server)"
@@ -40,37 +42,10 @@ EV=$WORK/einvault
 (cd "$ROOT" && go build -o "$EV" ./cmd/einvault) || die "build failed"
 
 # A private sshd on a free loopback port, keys generated for this run.
-mkdir -p /run/sshd "$WORK/ssh"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/client_key"
-cp "$WORK/ssh/client_key.pub" "$WORK/ssh/authorized_keys"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_sshd "$SSHD" "$WORK/ssh" "$WORK/sshd.log" || die "sshd did not start (see $WORK/sshd.log)"
+PORT=$SSH_PORT
 USER_NAME=$(id -un)
-PERMIT=prohibit-password
-[[ $(id -u) == 0 ]] && PERMIT=yes
-cat >"$WORK/ssh/sshd_config" <<CFG
-Port $PORT
-ListenAddress 127.0.0.1
-HostKey $WORK/ssh/host_key
-PidFile $WORK/ssh/sshd.pid
-AuthorizedKeysFile $WORK/ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin $PERMIT
-StrictModes no
-UsePAM no
-MaxStartups 100
-Subsystem sftp internal-sftp
-CFG
-"$SSHD" -D -e -f "$WORK/ssh/sshd_config" 2>"$WORK/sshd.log" &
-SSHD_PID=$!
-for _ in $(seq 100); do
-	(exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
-	sleep 0.1
-done
-echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$WORK/ssh/host_key.pub")" >"$WORK/ssh/known_hosts"
 SSH_CMD="ssh -p $PORT -i $WORK/ssh/client_key -o UserKnownHostsFile=$WORK/ssh/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes $USER_NAME@127.0.0.1 -s sftp"
-export EINVAULT_SFTP_KEY=$WORK/ssh/client_key EINVAULT_SFTP_KNOWN_HOSTS=$WORK/ssh/known_hosts
 export EINVAULT_PASSWORD=einvault-bench-password RESTIC_PASSWORD=einvault-bench-password
 export EINVAULT_INSECURE_TEST_KDF=${EINVAULT_INSECURE_TEST_KDF:-0}
 export RCLONE_CONFIG=/dev/null

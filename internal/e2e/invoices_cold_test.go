@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -22,17 +21,7 @@ func TestInvoicesColdRestore(t *testing.T) {
 	e := newRepo(t)
 	src := filepath.Join(e.dir, "corpus")
 	e.mustRun("corpus", "generate", src, "--files", "40", "--seed", "5", "--pdf-ratio", "0", "--dump-size", "-1")
-	var xmls []string
-	_ = filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, ".xml") {
-			xmls = append(xmls, p)
-		}
-		return nil
-	})
-	sort.Strings(xmls)
-	if len(xmls) != 40 {
-		t.Fatalf("corpus has %d invoices", len(xmls))
-	}
+	xmls := corpusXMLs(t, src, 40)
 	type snapOut struct {
 		Snapshot string `json:"snapshot_id"`
 	}

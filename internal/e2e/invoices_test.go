@@ -20,12 +20,10 @@ import (
 // restored by key, removed invoices are gaps naming the snapshot that
 // last held them (a cancelled one is listed as such), the database is
 // reconciled, restored invoices are verified and damage gives exit 5.
-func TestInvoices(t *testing.T) {
-	t.Parallel()
-	e := newRepo(t)
-	e.vars["EINVAULT_CACHE_DIR"] = filepath.Join(e.dir, "cache")
-	src := filepath.Join(e.dir, "corpus")
-	e.mustRun("corpus", "generate", src, "--files", "120", "--seed", "3", "--pdf-ratio", "0.3", "--dump-size", "-1")
+// corpusXMLs lists the invoice XML files of a generated corpus, sorted,
+// and fails unless there are want of them.
+func corpusXMLs(t *testing.T, src string, want int) []string {
+	t.Helper()
 	var xmls []string
 	_ = filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".xml") {
@@ -34,9 +32,19 @@ func TestInvoices(t *testing.T) {
 		return nil
 	})
 	sort.Strings(xmls)
-	if len(xmls) != 120 {
-		t.Fatalf("corpus has %d invoices", len(xmls))
+	if len(xmls) != want {
+		t.Fatalf("corpus has %d invoices, want %d", len(xmls), want)
 	}
+	return xmls
+}
+
+func TestInvoices(t *testing.T) {
+	t.Parallel()
+	e := newRepo(t)
+	e.vars["EINVAULT_CACHE_DIR"] = filepath.Join(e.dir, "cache")
+	src := filepath.Join(e.dir, "corpus")
+	e.mustRun("corpus", "generate", src, "--files", "120", "--seed", "3", "--pdf-ratio", "0.3", "--dump-size", "-1")
+	xmls := corpusXMLs(t, src, 120)
 
 	res := e.mustRun("backup", src, "--json")
 	var sum struct {

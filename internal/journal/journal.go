@@ -152,7 +152,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	for _, c := range addedColumns {
 		if !have[c.name] {
 			if _, err := db.ExecContext(ctx, `ALTER TABLE journal ADD COLUMN `+c.name+` `+c.def); err != nil {
-				return err
+				// Another process opening the same journal (the daemon
+				// and a command started at the same moment) may have
+				// added it between our look and our ALTER.
+				var n int
+				if qerr := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('journal') WHERE name = ?`, c.name).Scan(&n); qerr != nil || n == 0 {
+					return err
+				}
 			}
 		}
 	}

@@ -210,3 +210,41 @@ func TestOldSchemaUpgraded(t *testing.T) {
 		t.Fatalf("log line lacks RTO/RPO: %s", line)
 	}
 }
+
+// TestConcurrentUpgrade: processes opening an old journal at the same
+// moment (the daemon and a command) all upgrade it without failing on
+// the columns another one added first.
+func TestConcurrentUpgrade(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := Open(ctx, dir, Options{SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	db, err := OpenDB(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range addedColumns {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE journal DROP COLUMN "+c.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			j, err := Open(ctx, dir, Options{SpoolDir: t.TempDir()})
+			if err == nil {
+				j.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent open of an old journal: %v", err)
+		}
+	}
+}
